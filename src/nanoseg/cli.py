@@ -1,0 +1,315 @@
+"""The ``nanoseg`` command line: thin wrappers over the stage functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import NanosegError
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        if "x" in value:
+            w, h = value.lower().split("x")
+            return int(h), int(w)
+        return int(value), int(value)
+    except ValueError:
+        raise NanosegError(f"--size: {value!r} is not N or WxH") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nanoseg")
+def cli():
+    """Segment nanoparticle ring structures in SEM micrographs, trained on authentic + synthetic data."""
+
+
+@cli.command()
+@click.option("--out", default="runs/demo", show_default=True, help="demo run folder")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--iters", default=300, show_default=True, help="training iterations per model")
+@click.option("--overwrite/--no-overwrite", default=True, show_default=True)
+def demo(out, seed, iters, overwrite):
+    """End-to-end demo on CPU: synthesise, train AD/SD mix vs AD only, evaluate, segment a real micrograph."""
+    from .demo import run_demo
+
+    run_demo(out, seed=seed, iters=iters, overwrite=overwrite)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder to create")
+@click.option("--n", "n", default=100, show_default=True, help="number of images")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--preset", default="realistic", show_default=True, help="realistic | simple")
+@click.option("--size", default="321", show_default=True, help="N or WxH in pixels (>= 64)")
+@click.option("--config", type=click.Path(), help="YAML of generator parameter overrides")
+@click.option("--workers", default=0, help="processes (0: all cores)")
+@click.option("--gallery", type=click.Path(dir_okay=False), help="write a PNG grid with mask overlays")
+@click.option("--overwrite", is_flag=True, help="replace a non-empty output folder")
+def synth(out, n, seed, preset, size, config, workers, gallery, overwrite):
+    """Render synthetic SEM micrographs with exact ring masks and labelme files."""
+    from .synthesis import load_params, synthesize_dataset
+    from .synthesis.gallery import write_gallery
+
+    params = load_params(preset, config)
+    hw = _size(size)
+    synthesize_dataset(out, n, seed, params, preset, hw, workers=workers, overwrite=overwrite)
+    if gallery:
+        write_gallery(out, gallery)
+        click.echo(f"gallery: {gallery}")
+    click.echo(f"wrote {n} images to {out}")
+
+
+@cli.command(name="import")
+@click.argument("src", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--tile", "tile_px", type=int, default=None, help="cut into tiles of this size (e.g. 321)")
+@click.option("--overlap", "overlap_px", type=int, default=64, show_default=True)
+@click.option("--line-width", "line_width_px", type=int, default=10, show_default=True,
+              help="width of labelme line/linestrip shapes")
+@click.option("--labels", type=click.Path(), help="YAML mapping label name -> class index")
+@click.option("--strict", is_flag=True, help="treat every warning as an error")
+@click.option("--overwrite", is_flag=True)
+def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, strict, overwrite):
+    """Import micrographs with labelme JSON or mask PNGs into a dataset folder."""
+    import yaml
+
+    from .data.importer import import_folder
+
+    label_map = None
+    if labels:
+        try:
+            label_map = {str(k): int(v) for k, v in (yaml.safe_load(Path(labels).read_text()) or {}).items()}
+        except Exception as exc:  # noqa: BLE001
+            raise NanosegError(f"--labels: cannot read {labels} ({exc})") from None
+    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite)
+    click.echo(report.summary())
+
+
+def _int(v, flag):
+    try:
+        return int(v)
+    except ValueError:
+        raise NanosegError(f"{flag}: {v!r} is not an integer") from None
+
+
+@cli.command()
+@click.option("--in", "src", required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--n", "n", required=True, type=int, help="pool size (originals included)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--strength", default=1.0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def augment(src, out, n, seed, strength, overwrite):
+    """Offline augmentation into a pool (flips, mirror, affine, rotation, noise, contrast, scale, pan)."""
+    from .data.augment import augment_dataset
+
+    rows = augment_dataset(src, out, n, seed, strength, overwrite)
+    click.echo(f"wrote {len(rows)} samples to {out}")
+
+
+@cli.command()
+@click.option("--ad", type=click.Path(), help="authentic pool")
+@click.option("--sd", type=click.Path(), help="synthetic pool")
+@click.option("--n-ad", default=0, show_default=True)
+@click.option("--n-sd", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True)
+def mix(ad, sd, n_ad, n_sd, seed, out, overwrite):
+    """Draw n_AD authentic + n_SD synthetic samples without replacement into a training folder."""
+    from .data.mix import mix as do_mix
+
+    rows = do_mix(ad, sd, n_ad, n_sd, seed, out, overwrite)
+    click.echo(f"wrote {len(rows)} samples to {out}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path())
+@click.option("--train", "out_train", type=click.Path(file_okay=False))
+@click.option("--test", "out_test", type=click.Path(file_okay=False))
+@click.option("--test-fraction", default=0.2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--check", "check_other", type=click.Path(), help="only check SRC and this folder share no group")
+@click.option("--overwrite", is_flag=True)
+def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite):
+    """Split a dataset into train/test by micrograph group, or --check two folders for leaks."""
+    from .data.mix import check_disjoint, split as do_split
+
+    if check_other:
+        shared = check_disjoint(src, check_other)
+        if shared:
+            raise NanosegError(f"{check_other}: shares {len(shared)} group(s) with {src}, e.g. {sorted(shared)[0]}")
+        click.echo(f"ok: {src} and {check_other} share no group")
+        return
+    if not out_train or not out_test:
+        raise NanosegError("--train/--test: both output folders are needed (or use --check)")
+    tr, te = do_split(src, out_train, out_test, test_fraction, seed, overwrite)
+    click.echo(f"train: {len(tr)} samples -> {out_train}; test: {len(te)} samples -> {out_test}")
+
+
+@cli.command()
+@click.option("--train", "train_dir", type=click.Path(), help="training dataset folder")
+@click.option("--val", "val_dir", type=click.Path(), help="validation dataset folder")
+@click.option("--model", default=None, help="unet | unet-small | smp:<Arch>:<encoder>")
+@click.option("--iters", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--loss", default=None, help="dice | ce | dice+ce")
+@click.option("--crop", type=int, default=None, help="random padding crop (px)")
+@click.option("--eval-every", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
+@click.option("--encoder-weights", type=click.Path(), default=None, help="local state dict for the encoder")
+@click.option("--no-augment", is_flag=True, default=False)
+@click.option("--config", type=click.Path(), help="YAML of training settings (flags win)")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="run folder")
+@click.option("--resume", is_flag=True, help="continue a killed run from RUN/last.pt")
+def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_every, seed, device,
+          encoder_weights, no_augment, config, out, resume):
+    """Train a segmentation model with the paper's protocol (SGD, poly lr, Dice loss)."""
+    from .training.config import load_train_config
+    from .training.train import train as do_train
+
+    overrides = dict(train=train_dir, val=val_dir, model=model, iters=iters, batch_size=batch_size, lr=lr,
+                     loss=loss, crop=crop, eval_every=eval_every, seed=seed, device=device,
+                     encoder_weights=encoder_weights, augment=False if no_augment else None)
+    if resume and not config and (Path(out) / "config.yaml").exists():
+        config = str(Path(out) / "config.yaml")
+    cfg = load_train_config(config, overrides)
+    if resume and config and Path(config) == Path(out) / "config.yaml":
+        pass
+    best = do_train(cfg, out, resume=resume)
+    click.echo(json.dumps({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
+
+
+@cli.command()
+@click.option("--pred", "pred_dir", type=click.Path(), help="folder of predicted masks")
+@click.option("--gt", "gt_dir", type=click.Path(), help="folder (or dataset) of ground-truth masks")
+@click.option("--model", "model_path", type=click.Path(), help="checkpoint to run on --data")
+@click.option("--data", "data_dir", type=click.Path(), help="dataset folder for --model")
+@click.option("--num-classes", default=2, show_default=True)
+@click.option("--structures", is_flag=True, help="also match ring structures (precision/recall/F1, radius error)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the metrics here")
+def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, json_out):
+    """mIoU, Acc, Kappa, Dice exactly as PaddleSeg computes them (and ring-level scores)."""
+    from .training.evaluate import evaluate_folders
+
+    if model_path or data_dir:
+        if not (model_path and data_dir):
+            raise NanosegError("--model/--data: both are needed to evaluate a model")
+        from .inference.structures import evaluate_model_on_dataset
+
+        result = evaluate_model_on_dataset(model_path, data_dir, structures=structures)
+    elif pred_dir and gt_dir:
+        result = evaluate_folders(pred_dir, gt_dir, num_classes)
+        if structures:
+            from .inference.structures import evaluate_structure_folders
+
+            result["structures"] = evaluate_structure_folders(pred_dir, gt_dir)
+    else:
+        raise NanosegError("--pred/--gt or --model/--data: say what to evaluate")
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if json_out:
+        from .io import atomic_write_text
+
+        atomic_write_text(json_out, text + "\n")
+
+
+@cli.command()
+@click.option("--model", "model_path", required=True, type=click.Path(), help="checkpoint (RUN/best.pt)")
+@click.option("--input", "inputs", required=True, multiple=True, type=click.Path(), help="files or folders")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--scale-nm-per-px", type=float, default=None, help="pixel size; overrides metadata")
+@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--tile", "tile_px", type=int, default=None, help="sliding-window tile (px)")
+@click.option("--overlap", "overlap_px", type=int, default=None)
+@click.option("--batch-size", default=4, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--min-area", "min_area_px", default=20, show_default=True, help="smallest structure (px)")
+@click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
+@click.option("--overwrite", is_flag=True)
+def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
+            min_area_px, write_labelme, overwrite):
+    """Segment micrographs of any size and measure every ring structure."""
+    from .inference.predict import predict as do_predict
+
+    if scale_nm_per_px is not None and scale_nm_per_px <= 0:
+        raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
+    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
+                   min_area_px, write_labelme, overwrite)
+    for sk in s["skipped"]:
+        click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
+    click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s) -> {out}")
+    if s["n_images"] == 0:
+        sys.exit(2)
+
+
+@cli.command()
+@click.option("--model", "model_path", required=True, type=click.Path())
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--opset", default=17, show_default=True)
+def export(model_path, onnx_path, opset):
+    """Export a checkpoint to ONNX (dynamic height/width), checked against PyTorch."""
+    from .inference.export import export_onnx
+
+    r = export_onnx(model_path, onnx_path, opset)
+    click.echo(f"wrote {r['onnx']} (max |onnx - torch| = {r['max_abs_diff']:.2e})")
+
+
+@cli.group()
+def experiment():
+    """Run the study described by a YAML file, and report on it."""
+
+
+@experiment.command("run")
+@click.argument("file", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--jobs", default=1, show_default=True, help="runs in parallel processes")
+@click.option("--shard", default=None, help="i/n: run only every n-th run, starting at i (0-based)")
+def experiment_run(file, out, jobs, shard):
+    """Build pools, mixes and splits, train and evaluate every run (resumable)."""
+    from .experiments.runner import run_experiment
+
+    run_experiment(file, out, jobs=jobs, shard=shard)
+
+
+@experiment.command("report")
+@click.argument("out", type=click.Path())
+def experiment_report(out):
+    """Merge all shards of an experiment folder into results.csv, summary.md, figures and report.html."""
+    from .experiments.report import write_report
+
+    write_report(out)
+    click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="nanoseg", standalone_mode=False)
+    except NanosegError as exc:
+        click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+        rest = str(exc).splitlines()[1:]
+        if rest:
+            click.echo("\n".join(rest), err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The dataset folder convention and its PyTorch view.
+
+``DIR/images/<id>.png`` (8-bit gray), ``DIR/masks/<id>.png`` (0 background,
+1 ring band, 255 ignore), optional ``DIR/labelme/<id>.json``, and
+``DIR/manifest.csv`` (id, source, group, plus how each sample was made).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import io
+from ..errors import NanosegError
+
+
+def read_manifest(folder: str | Path) -> list[dict]:
+    folder = Path(folder)
+    path = folder / "manifest.csv"
+    if not folder.is_dir():
+        raise NanosegError(f"{folder}: dataset folder not found")
+    if not path.exists():
+        # a bare images/ + masks/ folder: one group per image
+        imgs = io.list_images(folder / "images") if (folder / "images").is_dir() else []
+        if not imgs:
+            raise NanosegError(f"{folder}: no manifest.csv and no images/ (not a dataset folder)")
+        return [{"id": p.stem, "source": "unknown", "group": p.stem} for p in imgs]
+    rows = io.read_csv(path)
+    if not rows:
+        raise NanosegError(f"{path}: manifest is empty")
+    return rows
+
+
+def load_sample(folder: str | Path, sid: str, need_mask: bool = True):
+    folder = Path(folder)
+    img = io.read_gray(folder / "images" / f"{sid}.png")
+    mask = None
+    mp = folder / "masks" / f"{sid}.png"
+    if mp.exists():
+        mask = io.read_mask(mp)
+        if mask.shape != img.shape:
+            raise NanosegError(f"{mp}: mask size {mask.shape} differs from image size {img.shape}")
+    elif need_mask:
+        raise NanosegError(f"{mp}: mask missing")
+    return img, mask
+
+
+def load_arrays(folder: str | Path):
+    """All images and masks of a folder, in manifest order (small datasets fit in memory)."""
+    rows = read_manifest(folder)
+    images, masks = [], []
+    for r in rows:
+        img, mask = load_sample(folder, r["id"])
+        images.append(img)
+        masks.append(mask)
+    return rows, images, masks
+
+
+class SegmentationDataset:
+    """Images and masks held in memory; optional joint transform and random crop.
+
+    A map-style dataset usable by ``torch.utils.data.DataLoader``. Random choices
+    come from a generator seeded by (``seed``, epoch, index) so a resumed run sees
+    the same samples as an uninterrupted one.
+    """
+
+    def __init__(self, folder: str | Path, transform=None, crop_px: int | None = None, seed: int = 0):
+        self.folder = Path(folder)
+        self.rows, self.images, self.masks = load_arrays(folder)
+        self.transform = transform
+        self.crop_px = crop_px
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        import torch
+
+        img, mask = self.images[i], self.masks[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.transform is not None:
+            img, mask = self.transform(img, mask, rng)
+        if self.crop_px:
+            img, mask = random_padding_crop(img, mask, self.crop_px, rng)
+        x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32) / 255.0)[None]
+        y = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+        return x, y
+
+
+def random_padding_crop(img: np.ndarray, mask: np.ndarray, crop_px: int, rng: np.random.Generator):
+    """PaddleSeg's RandomPaddingCrop: pad (image 0, mask ignore) up to the crop, then crop at random."""
+    h, w = img.shape
+    ph, pw = max(crop_px - h, 0), max(crop_px - w, 0)
+    if ph or pw:
+        img = np.pad(img, ((0, ph), (0, pw)), constant_values=0)
+        mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=io.IGNORE_INDEX)
+        h, w = img.shape
+    y0 = int(rng.integers(0, h - crop_px + 1))
+    x0 = int(rng.integers(0, w - crop_px + 1))
+    return img[y0:y0 + crop_px, x0:x0 + crop_px], mask[y0:y0 + crop_px, x0:x0 + crop_px]

@@ -1,0 +1,190 @@
+"""``nanoseg import``: micrographs plus labelme JSON or mask PNGs -> a dataset folder.
+
+Every problem with one file is reported on one line naming the file; good
+files still import. Large micrographs can be tiled (each tile keeps its
+micrograph as ``group``), and the SEM data bar can be cut off the bottom.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import io
+from ..errors import NanosegError
+from . import labelme
+
+
+@dataclass
+class ImportReport:
+    imported: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)   # (file, reason)
+    warnings: list = field(default_factory=list)  # (file, message)
+
+    def summary(self) -> str:
+        lines = [f"imported {len(self.imported)} micrograph(s), skipped {len(self.skipped)}, "
+                 f"{len(self.warnings)} warning(s)"]
+        for f, why in self.skipped:
+            lines.append(f"  skipped {f}: {why}")
+        for f, msg in self.warnings:
+            lines.append(f"  warning {f}: {msg}")
+        return "\n".join(lines)
+
+
+def detect_data_bar(img: np.ndarray, min_rows: int = 20) -> int:
+    """Rows of an instrument data bar at the bottom (0 if none).
+
+    SEM data bars are a band of uniform dark (or bright) rows under the image,
+    carrying text. We look for the lowest row from which the bottom block starts
+    with a row of nearly constant value (the bar's border), scanning upwards.
+    """
+    h = img.shape[0]
+    rows = img.astype(np.float32)
+    row_std = rows.std(axis=1)
+    row_mean = rows.mean(axis=1)
+    # a bar begins with a run of flat rows (std < 3) of a single level, in the bottom 30%
+    for y in range(int(h * 0.7), h - min_rows):
+        if row_std[y] < 3.0 and row_std[y + 1] < 3.0 and abs(row_mean[y] - row_mean[y + 1]) < 2:
+            above = rows[max(0, y - 8):y]
+            if above.size and above.std(axis=1).mean() > 6.0:
+                return h - y
+    return 0
+
+
+def _find_annotation(img_path: Path) -> tuple[str, Path] | None:
+    stem = img_path.stem
+    cands = [img_path.with_suffix(".json")]
+    for sib in ("labelme", "annotations", "json", "labels"):
+        cands.append(img_path.parent.parent / sib / f"{stem}.json")
+        cands.append(img_path.parent / sib / f"{stem}.json")
+    for c in cands:
+        if c.exists():
+            return "labelme", c
+    for sib in ("masks", "mask", "labels"):
+        for base in (img_path.parent.parent, img_path.parent):
+            for ext in (".png", ".tif", ".tiff", ".bmp"):
+                c = base / sib / f"{stem}{ext}"
+                if c.exists() and c != img_path:
+                    return "mask", c
+    return None
+
+
+def _mask_from_png(path: Path, shape) -> np.ndarray:
+    m = io.read_mask(path)
+    if m.shape != shape:
+        raise NanosegError(f"{path}: mask size {m.shape[1]}x{m.shape[0]} differs from image {shape[1]}x{shape[0]}")
+    vals = set(np.unique(m).tolist())
+    if vals <= {0, 255}:
+        return (m == 255).astype(np.uint8)  # binary 0/255 mask
+    if vals <= {0, 1, 255}:
+        return m
+    raise NanosegError(f"{path}: mask values {sorted(vals)[:6]} are neither 0/255 nor class indices 0/1/255")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins covering ``length`` with at least ``overlap`` px between neighbours."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile + 1, step))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def import_folder(src: str | Path, out: str | Path, label_map: dict | None = None, line_width_px: int = 10,
+                  crop_bottom: int | str | None = None, tile_px: int | None = None, overlap_px: int = 64,
+                  strict: bool = False, overwrite: bool = False, progress: bool = True) -> ImportReport:
+    src = Path(src)
+    if not src.is_dir():
+        raise NanosegError(f"{src}: source folder not found")
+    img_dir = src / "images" if (src / "images").is_dir() else src
+    images = [p for p in io.list_images(img_dir)]
+    # mask PNGs living beside images in masks/ are not micrographs
+    images = [p for p in images if p.parent.name not in ("masks", "mask")]
+    report = ImportReport()
+    jsons = {p.stem: p for p in list(src.glob("*.json")) + list(src.glob("*/*.json"))}
+    image_stems = {p.stem for p in images}
+    for stem, jp in sorted(jsons.items()):
+        if stem not in image_stems:
+            # a JSON whose micrograph is missing
+            try:
+                ip = json.loads(jp.read_text()).get("imagePath", "?")
+            except Exception:  # noqa: BLE001
+                ip = "?"
+            report.skipped.append((str(jp), f"image {ip!r} not found"))
+    if not images:
+        if report.skipped and strict is False:
+            pass
+        raise NanosegError(f"{src}: no micrographs found (PNG, JPEG, TIFF)")
+    label_map = labelme.DEFAULT_LABEL_MAP if label_map is None else {k.lower(): v for k, v in label_map.items()}
+    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+        rows = []
+        for img_path in tqdm(images, desc="import", unit="img", disable=not progress):
+            warns: list[str] = []
+            try:
+                img = io.read_gray(img_path)
+                ann = _find_annotation(img_path)
+                if ann is None:
+                    raise NanosegError("no labelme JSON or mask found for it")
+                kind, ann_path = ann
+                if kind == "labelme":
+                    data = labelme.load(ann_path)
+                    jh, jw = data.get("imageHeight"), data.get("imageWidth")
+                    if jh is not None and jw is not None and (int(jh), int(jw)) != img.shape:
+                        raise NanosegError(f"{ann_path.name} says {jw}x{jh} but the image is "
+                                           f"{img.shape[1]}x{img.shape[0]}")
+                    mask = labelme.rasterize(data, img.shape, label_map, line_width_px, warn=warns.append)
+                else:
+                    mask = _mask_from_png(ann_path, img.shape)
+                if strict and warns:
+                    raise NanosegError(f"--strict: {warns[0]}")
+                bar = detect_data_bar(img) if crop_bottom == "auto" else int(crop_bottom or 0)
+                if bar:
+                    if bar >= img.shape[0] - 8:
+                        raise NanosegError(f"--crop-bottom {bar} leaves no image")
+                    img, mask = img[:-bar], mask[:-bar]
+            except NanosegError as exc:
+                msg = str(exc)
+                report.skipped.append((str(img_path), msg.split(": ", 1)[-1] if msg.startswith(str(img_path)) else msg))
+                continue
+            for wmsg in warns:
+                report.warnings.append((str(img_path), wmsg))
+            group = img_path.stem
+            tiles = [(0, 0, img.shape[0], img.shape[1])]
+            if tile_px:
+                tiles = [(y, x, tile_px, tile_px) for y in tile_starts(img.shape[0], tile_px, overlap_px)
+                         for x in tile_starts(img.shape[1], tile_px, overlap_px)]
+            for ti, (y, x, th, tw) in enumerate(tiles):
+                sid = group if not tile_px else f"{group}__t{ti:03d}"
+                timg, tmask = img[y:y + th, x:x + tw], mask[y:y + th, x:x + tw]
+                if tile_px and timg.shape != (tile_px, tile_px):
+                    # micrograph smaller than a tile: pad, mask pad is ignored
+                    ph, pw = tile_px - timg.shape[0], tile_px - timg.shape[1]
+                    timg = np.pad(timg, ((0, ph), (0, pw)))
+                    tmask = np.pad(tmask, ((0, ph), (0, pw)), constant_values=io.IGNORE_INDEX)
+                io.write_png(tmp / "images" / f"{sid}.png", timg)
+                io.write_png(tmp / "masks" / f"{sid}.png", tmask)
+                rows.append({"id": sid, "source": "ad", "group": group, "file": img_path.name,
+                             "annotation": ann_path.name, "tile_y": y, "tile_x": x,
+                             "crop_bottom": bar, "height": timg.shape[0], "width": timg.shape[1]})
+            if kind == "labelme" and not tile_px:
+                doc = dict(data)
+                doc["imagePath"] = f"../images/{group}.png"
+                doc["imageData"] = None
+                doc["imageHeight"], doc["imageWidth"] = int(img.shape[0]), int(img.shape[1])
+                (tmp / "labelme").mkdir(exist_ok=True)
+                (tmp / "labelme" / f"{group}.json").write_text(json.dumps(doc, indent=1))
+            report.imported.append(str(img_path))
+        if not report.imported:
+            raise NanosegError(f"{src}: nothing imported\n{report.summary()}")
+        io.write_csv(tmp / "manifest.csv", rows)
+        io.write_json(tmp / "import.json", {"src": str(src), "imported": report.imported,
+                                            "skipped": report.skipped, "warnings": report.warnings,
+                                            "crop_bottom": crop_bottom, "tile_px": tile_px,
+                                            "overlap_px": overlap_px, "label_map": label_map})
+    return report

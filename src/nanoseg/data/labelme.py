@@ -1,0 +1,201 @@
+"""labelme JSON: rasterise shapes exactly as labelme does, and write labelme files.
+
+labelme paints every shape with PIL.ImageDraw in file order, later shapes over
+earlier ones (``labelme.utils.shapes_to_label``). A ring drawn as an outer shape
+labelled ``ring`` followed by an inner shape labelled ``_background_`` therefore
+becomes an annulus. We reproduce that rule, so a file opens in labelme and
+rasterises here to the same mask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import cv2
+from PIL import Image, ImageDraw
+
+from ..errors import NanosegError
+
+LABELME_VERSION = "5.4.1"
+
+#: default label table: names (lower-cased) -> class index
+DEFAULT_LABEL_MAP = {
+    "_background_": 0,
+    "background": 0,
+    "ring": 1,
+    "rings": 1,
+    "circle": 1,
+    "circular": 1,
+    "circular_structure": 1,
+    "ring_structure": 1,
+    "structure": 1,
+}
+
+
+def shape_to_mask(shape_hw: tuple[int, int], points, shape_type: str | None,
+                  line_width_px: int = 10, point_size_px: int = 5) -> np.ndarray:
+    """Boolean mask of one labelme shape, drawn as labelme draws it (PIL, pixel centres)."""
+    img = Image.fromarray(np.zeros(shape_hw, dtype=np.uint8))
+    draw = ImageDraw.Draw(img)
+    xy = [tuple(float(v) for v in p) for p in points]
+    shape_type = shape_type or "polygon"
+    if shape_type == "circle":
+        if len(xy) != 2:
+            raise ValueError("circle needs 2 points")
+        (cx, cy), (px, py) = xy
+        d = math.hypot(cx - px, cy - py)
+        draw.ellipse([cx - d, cy - d, cx + d, cy + d], outline=1, fill=1)
+    elif shape_type == "rectangle":
+        if len(xy) != 2:
+            raise ValueError("rectangle needs 2 points")
+        (x0, y0), (x1, y1) = xy
+        draw.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=1, fill=1)
+    elif shape_type in ("line", "linestrip"):
+        if len(xy) < 2:
+            raise ValueError(f"{shape_type} needs at least 2 points")
+        draw.line(xy=xy, fill=1, width=int(line_width_px))
+    elif shape_type == "point":
+        if len(xy) != 1:
+            raise ValueError("point needs 1 point")
+        cx, cy = xy[0]
+        r = point_size_px
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+    elif shape_type == "polygon":
+        if len(xy) < 3:
+            raise ValueError("polygon needs at least 3 points")
+        draw.polygon(xy=xy, outline=1, fill=1)
+    else:
+        raise ValueError(f"unsupported shape_type {shape_type!r}")
+    return np.array(img, dtype=bool)
+
+
+def class_of(label: str, label_map: dict[str, int]) -> int | None:
+    """Class index of a label name, or None when the table does not know it."""
+    key = label.strip().lower()
+    if key in label_map:
+        return label_map[key]
+    return None
+
+
+def rasterize(data: dict, shape_hw: tuple[int, int], label_map: dict[str, int] | None = None,
+              line_width_px: int = 10, warn=None) -> np.ndarray:
+    """Class-index mask (uint8) of a labelme document, shapes painted in file order.
+
+    Unknown labels and ``point`` shapes are skipped with a warning through ``warn``;
+    shapes reaching outside the image are clipped (and warned about).
+    """
+    label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
+    warn = warn or (lambda msg: None)
+    mask = np.zeros(shape_hw, dtype=np.uint8)
+    h, w = shape_hw
+    for i, shape in enumerate(data.get("shapes", [])):
+        label = str(shape.get("label", ""))
+        stype = shape.get("shape_type") or "polygon"
+        pts = shape.get("points") or []
+        if stype == "point":
+            warn(f"shape {i} ({label!r}): point shapes are ignored")
+            continue
+        if stype == "mask":
+            warn(f"shape {i} ({label!r}): mask shapes are not supported, ignored")
+            continue
+        cls = class_of(label, label_map)
+        if cls is None:
+            warn(f"shape {i}: unknown label {label!r}, ignored")
+            continue
+        arr = np.asarray(pts, dtype=float).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
+        if len(arr) and (arr[:, 0].min() < -0.5 or arr[:, 1].min() < -0.5
+                         or arr[:, 0].max() > w - 0.5 or arr[:, 1].max() > h - 0.5):
+            warn(f"shape {i} ({label!r}): points outside the {w}x{h} image, clipped")
+        try:
+            m = shape_to_mask(shape_hw, arr.tolist(), stype, line_width_px=line_width_px)
+        except ValueError as exc:
+            warn(f"shape {i} ({label!r}): {exc}, ignored")
+            continue
+        mask[m] = cls
+    return mask
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NanosegError(f"{path}: not a readable labelme JSON ({exc})") from exc
+    if not isinstance(data, dict) or "shapes" not in data:
+        raise NanosegError(f"{path}: not a labelme JSON (no 'shapes')")
+    return data
+
+
+def polygon_shape(points: Iterable, label: str) -> dict:
+    return {
+        "label": label,
+        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+        "group_id": None,
+        "description": "",
+        "shape_type": "polygon",
+        "flags": {},
+        "mask": None,
+    }
+
+
+def document(shapes: list[dict], image_path: str, shape_hw: tuple[int, int]) -> dict:
+    """A labelme document (no embedded image data: imagePath points to the micrograph)."""
+    return {
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": None,
+        "imageHeight": int(shape_hw[0]),
+        "imageWidth": int(shape_hw[1]),
+    }
+
+
+def ring_shapes(outer_xy: np.ndarray, inner_xy: np.ndarray) -> list[dict]:
+    """An annulus as labelme expresses it: outer polygon ``ring``, then inner ``_background_``."""
+    return [polygon_shape(outer_xy, "ring"), polygon_shape(inner_xy, "_background_")]
+
+
+def _contour_polygons(region: np.ndarray) -> list[np.ndarray]:
+    """Outer boundaries (through the region's own edge pixels) of its 8-connected parts."""
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [c[:, 0, :].astype(float) for c in contours]
+
+
+def _polygon_shape_or_line(pts: np.ndarray, label: str) -> dict:
+    if len(pts) >= 3:
+        return polygon_shape(pts, label)
+    pts = np.vstack([pts, pts[-1:], pts[:1]])[:3]  # a speck: a degenerate 3-point polygon
+    return polygon_shape(pts, label)
+
+
+def mask_to_shapes(mask: np.ndarray, class_index: int = 1, label: str = "ring") -> list[dict]:
+    """labelme shapes that paint back to ``mask == class_index`` under labelme's rules.
+
+    Nesting is expressed by order: each region's outer boundary is painted
+    ``label``, then the background inside it (its holes) is painted
+    ``_background_``, then whatever lies inside those holes, and so on.
+    """
+    fg = (mask == class_index)
+    shapes: list[dict] = []
+    region = fg
+    depth = 0
+    while region.any():
+        polys = _contour_polygons(region)
+        name = label if depth % 2 == 0 else "_background_"
+        layer = [_polygon_shape_or_line(p, name) for p in polys]
+        shapes += layer
+        # what the polygons painted beyond ``region`` is the next layer to paint over
+        painted = np.zeros(mask.shape, bool)
+        for sh in layer:
+            painted |= shape_to_mask(mask.shape, sh["points"], "polygon")
+        target = fg if depth % 2 == 0 else ~fg
+        region = painted & ~target
+        depth += 1
+        if depth > 64:
+            break
+    return shapes

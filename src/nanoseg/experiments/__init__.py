@@ -1,0 +1,1 @@
+"""Experiments stage: the study as a YAML file, runs, results tables, figures and report."""

@@ -1,0 +1,97 @@
+"""Measure ring structures in a class mask: centre, radius, width, ellipse, circularity, coverage.
+
+Each 8-connected component of class 1 is one structure. Units are pixels; the
+caller converts to nm with the pixel size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+COVERAGE_BINS = 180  # 2 degree bins
+
+
+def fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Algebraic (Kasa) least-squares circle through points: (cx, cy, r)."""
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x * x + y * y
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = sol[0] / 2, sol[1] / 2
+    r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 0.0))
+    return float(cx), float(cy), r
+
+
+def angular_coverage(x, y, cx, cy, bins: int = COVERAGE_BINS) -> float:
+    """Fraction of angular bins around the centre that hold any pixel of the structure."""
+    ang = np.mod(np.arctan2(y - cy, x - cx), 2 * np.pi)
+    r = np.hypot(x - cx, y - cy)
+    # a pixel covers +-half a pixel of arc: mark the bins it spans
+    half = np.arcsin(np.clip(0.5 / np.maximum(r, 0.5), 0, 1))
+    width = 2 * np.pi / bins
+    b0 = np.floor((ang - half) / width).astype(int)
+    b1 = np.floor((ang + half) / width).astype(int)
+    hit = np.zeros(bins, bool)
+    hit[np.mod(b0, bins)] = True
+    hit[np.mod(b1, bins)] = True
+    return float(hit.mean())
+
+
+def measure_component(ys: np.ndarray, xs: np.ndarray) -> dict:
+    x = xs.astype(np.float64)
+    y = ys.astype(np.float64)
+    area = int(len(x))
+    if area >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        cx, cy, _ = fit_circle(x, y)
+    else:
+        cx, cy = float(x.mean()), float(y.mean())
+    r = np.hypot(x - cx, y - cy)
+    mean_r = float(r.mean())
+    cov = angular_coverage(x, y, cx, cy)
+    width = float(area / max(cov * 2 * math.pi * max(mean_r, 1e-6), 1e-6))
+    if area >= 5:
+        pts = np.column_stack([x, y]).astype(np.float32)
+        (ex, ey), (d1, d2), angle = cv2.fitEllipse(pts)
+        major, minor = max(d1, d2) / 2, min(d1, d2) / 2
+        if d1 < d2:  # orientation of the major axis, degrees from +x (image y down)
+            angle = angle + 90
+        angle = float(np.mod(angle, 180))
+    else:
+        major = minor = mean_r
+        angle = 0.0
+    circ = float(minor / major) if major > 0 else 0.0
+    return {
+        "centre_x_px": cx, "centre_y_px": cy, "mean_radius_px": mean_r, "ring_width_px": width,
+        "ellipse_major_px": float(major), "ellipse_minor_px": float(minor), "ellipse_angle_deg": angle,
+        "circularity": circ, "coverage": cov, "area_px": area,
+    }
+
+
+def measure_structures(mask: np.ndarray, min_area_px: int = 20, class_index: int = 1) -> list[dict]:
+    """One row per connected ring structure (components smaller than ``min_area_px`` dropped)."""
+    fg = (mask == class_index).astype(np.uint8)
+    n, labels = cv2.connectedComponents(fg, connectivity=8)
+    rows = []
+    for k in range(1, n):
+        ys, xs = np.nonzero(labels == k)
+        if len(xs) < min_area_px:
+            continue
+        rows.append(measure_component(ys, xs))
+    rows.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
+    for i, r in enumerate(rows, 1):
+        r["structure_id"] = i
+    return rows
+
+
+PX_LENGTH_FIELDS = ("centre_x", "centre_y", "mean_radius", "ring_width", "ellipse_major", "ellipse_minor")
+
+
+def add_physical_units(row: dict, nm_per_px: float | None, source: str) -> dict:
+    row["nm_per_px"] = nm_per_px if nm_per_px is not None else ""
+    row["scale_source"] = source
+    for f in PX_LENGTH_FIELDS:
+        row[f"{f}_nm"] = row[f"{f}_px"] * nm_per_px if nm_per_px else ""
+    row["area_nm2"] = row["area_px"] * nm_per_px**2 if nm_per_px else ""
+    return row

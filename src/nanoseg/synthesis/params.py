@@ -1,0 +1,130 @@
+"""Generator parameters: value ranges sampled per image, two presets, YAML overrides.
+
+Every field that is a ``[lo, hi]`` pair is drawn uniformly per image; the drawn
+values are stored with the image (``manifest.csv`` column ``params``), so every
+image documents exactly how it was made. Lengths are in pixels at the image's
+own scale unless the name says ``_nm``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import NanosegError
+
+Range = tuple[float, float]
+IntRange = tuple[int, int]
+
+
+class SynthParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # scale and particles
+    scale_nm_per_px: Range = Field((0.7, 2.0), description="pixel size; sets particle size in px")
+    particle_diameter_nm: Range = Field((5.0, 8.0), description="Pd particle diameter (Boiko 2020: ~5-8 nm)")
+    particle_size_spread: Range = Field((0.08, 0.22), description="relative std of particle radius within an image")
+    cluster_size: IntRange = Field((1, 6), description="touching particles per cluster along a line")
+    cluster_gap: Range = Field((0.3, 2.5), description="gap between clusters, in particle diameters")
+    line_width_jitter: Range = Field((0.2, 0.8), description="sideways scatter of particles about a line, in radii")
+    # rings (the labelled class)
+    rings_per_image: IntRange = Field((1, 4), description="rings per 321x321 area")
+    ring_radius_px: Range = Field((12.0, 110.0), description="mean ring radius at a 321 px crop")
+    ring_irregularity: Range = Field((0.0, 0.12), description="amplitude of low harmonics of the ring radius")
+    ring_coverage: Range = Field((0.8, 1.0), description="fraction of the circumference carrying particles")
+    ring_radial_jitter: Range = Field((0.0, 0.8), description="radial scatter of clusters, in particle radii")
+    nested_ring_prob: float = Field(0.2, ge=0, le=1, description="chance that a ring gets a ring inside it")
+    # hard negatives (class 0)
+    network_prob: float = Field(0.6, ge=0, le=1, description="chance of a chain network around the rings")
+    network_cells: IntRange = Field((3, 12), description="Voronoi cells of the chain network per 321x321")
+    chains: IntRange = Field((0, 5), description="open straight or curved chains")
+    arcs: IntRange = Field((0, 3), description="short arcs (< 200 deg) of ring-like particles")
+    elongated_loops: IntRange = Field((0, 1), description="closed loops far from round (aspect > 2)")
+    dense_clusters: IntRange = Field((0, 3), description="compact clusters of adhering particles")
+    big_particles: IntRange = Field((0, 3), description="large bright particles")
+    debris: IntRange = Field((0, 2), description="large bright irregular debris")
+    scattered_per_10k_px2: Range = Field((0.5, 4.0), description="detached particles per 10^4 px^2")
+    # support
+    flakes: IntRange = Field((0, 2), description="carbon flakes whose step edges show as bright ridges")
+    pits: IntRange = Field((0, 6), description="dark pits in the support")
+    texture_strength: Range = Field((0.02, 0.08), description="relative amplitude of low-frequency texture")
+    gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across the image")
+    # image formation (Cizmar et al., Scanning 30(5), 2008)
+    edge_gain: Range = Field((0.15, 0.7), description="secondary-electron edge brightening factor")
+    psf_sigma_px: Range = Field((0.5, 1.2), description="Gaussian beam blur")
+    dose_e_per_px: Range = Field((25.0, 160.0), description="shot-noise dose; lower is noisier")
+    detector_noise: Range = Field((0.005, 0.03), description="additive Gaussian noise, relative")
+    line_jitter: Range = Field((0.0, 0.03), description="per-scan-line gain jitter, relative")
+    line_drift: Range = Field((0.0, 0.05), description="slow gain drift over the frame, relative")
+    background_level: Range = Field((25.0, 90.0), description="8-bit grey of the bare support")
+    particle_level: Range = Field((140.0, 230.0), description="8-bit grey of a Pd particle centre")
+    gamma: Range = Field((0.85, 1.2), description="display gamma")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_range(cls, v, info):
+        if isinstance(v, tuple):
+            lo, hi = v
+            if lo > hi:
+                raise ValueError(f"inverted range [{lo}, {hi}]")
+            if lo < 0:
+                raise ValueError(f"negative value in range [{lo}, {hi}]")
+        return v
+
+
+SIMPLE_OVERRIDES = dict(
+    particle_size_spread=(0.05, 0.12),
+    cluster_size=(1, 4),
+    line_width_jitter=(0.1, 0.4),
+    ring_radial_jitter=(0.0, 0.4),
+    network_prob=0.0,
+    chains=(0, 1),
+    arcs=(0, 1),
+    elongated_loops=(0, 0),
+    dense_clusters=(0, 0),
+    big_particles=(0, 0),
+    debris=(0, 0),
+    scattered_per_10k_px2=(0.0, 0.8),
+    flakes=(0, 0),
+    pits=(0, 0),
+    texture_strength=(0.0, 0.02),
+    gradient_strength=(0.0, 0.05),
+    dose_e_per_px=(60.0, 200.0),
+    detector_noise=(0.003, 0.01),
+    line_jitter=(0.0, 0.01),
+    line_drift=(0.0, 0.01),
+    background_level=(25.0, 60.0),
+    particle_level=(170.0, 230.0),
+)
+
+PRESETS = {
+    "realistic": SynthParams(),
+    "simple": SynthParams(**SIMPLE_OVERRIDES),
+}
+
+
+def load_params(preset: str = "realistic", config: str | Path | None = None,
+                overrides: dict | None = None) -> SynthParams:
+    """Preset, then YAML file, then explicit overrides; invalid values raise NanosegError."""
+    if preset not in PRESETS:
+        raise NanosegError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    values = PRESETS[preset].model_dump()
+    if config is not None:
+        try:
+            loaded = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise NanosegError(f"{config}: cannot read generator config ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise NanosegError(f"{config}: generator config must be a mapping of parameter: value")
+        values.update(loaded)
+    values.update(overrides or {})
+    try:
+        return SynthParams(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "parameters"
+        src = f"{config}: " if config else ""
+        raise NanosegError(f"{src}invalid generator parameter {where}: {err['msg']}") from None

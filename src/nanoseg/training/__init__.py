@@ -1,0 +1,1 @@
+"""Training and evaluation stage: losses, PaddleSeg metrics, the training loop, checkpoints."""

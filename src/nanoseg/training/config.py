@@ -1,0 +1,56 @@
+"""Training settings (what ``RUN/config.yaml`` records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import NanosegError
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    train: str = Field(..., description="training dataset folder")
+    val: str | None = Field(None, description="validation dataset folder (evaluated on whole images)")
+    model: str = "unet"
+    encoder_weights: str | None = None
+    num_classes: int = Field(2, ge=2)
+    loss: str = Field("dice", pattern="^(dice|ce|dice\\+ce)$")
+    iters: int = Field(1000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(4e-5, ge=0)
+    power: float = Field(0.9, ge=0, description="polynomial lr decay power")
+    crop: int | None = Field(None, ge=16, description="random padding crop for training (px)")
+    augment: bool = True
+    augment_strength: float = Field(1.0, ge=0)
+    eval_every: int = Field(100, ge=1)
+    save_every: int | None = Field(None, ge=1, description="checkpoint interval (default: eval_every)")
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, ge=1)
+
+
+def load_train_config(config: str | Path | None, overrides: dict) -> TrainConfig:
+    values: dict = {}
+    if config:
+        try:
+            loaded = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise NanosegError(f"--config: cannot read {config} ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise NanosegError(f"--config: {config} must be a mapping")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise NanosegError(f"{config + ': ' if config else ''}training setting {where}: {err['msg']}") from None

@@ -1,0 +1,36 @@
+"""Losses: Dice as PaddleSeg's DiceLoss (softmax, one-hot, ignore mask, smooth=1), CE, Dice+CE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = 255
+
+
+def dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0, eps: float = 1e-8,
+              ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """1 - soft Dice per class over the whole batch, averaged over classes."""
+    num_classes = logits.shape[1]
+    valid = (labels != ignore_index)
+    safe = torch.where(valid, labels, torch.zeros_like(labels))
+    onehot = F.one_hot(safe, num_classes).permute(0, 3, 1, 2).to(logits.dtype)
+    probs = F.softmax(logits.float(), dim=1).to(logits.dtype)
+    v = valid.unsqueeze(1).to(logits.dtype)
+    probs, onehot = probs * v, onehot * v
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    card = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + smooth) / (card + smooth + eps)
+    return (1 - dice).mean()
+
+
+def ce_loss(logits, labels, ignore_index: int = IGNORE_INDEX):
+    return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
+
+
+LOSSES = {
+    "dice": dice_loss,
+    "ce": ce_loss,
+    "dice+ce": lambda lo, la: dice_loss(lo, la) + ce_loss(lo, la),
+}

@@ -1,0 +1,209 @@
+"""The training loop, readable top to bottom (after torchvision's reference scripts).
+
+Iteration-based SGD (momentum 0.9, lr 0.01, polynomial decay with power 0.9),
+Dice loss by default, evaluation on whole validation images every
+``eval_every`` iterations, ``best.pt`` by mIoU and ``last.pt``. ``resume``
+continues a killed run from ``last.pt`` and reproduces the uninterrupted run:
+the data order and every augmentation are functions of (seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from .. import io
+from ..data.augment import JointTransform
+from ..data.dataset import SegmentationDataset
+from ..errors import NanosegError
+from ..models import NORMALIZE, build_model
+from . import checkpoint
+from .config import TrainConfig
+from .evaluate import evaluate_model
+from .losses import LOSSES
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NanosegError(f"--device: {name} requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def poly_lr(base_lr: float, it: int, total: int, power: float) -> float:
+    return base_lr * (1 - it / total) ** power
+
+
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The shuffled batches of one epoch (drop_last, as PaddleSeg's trainer does when n >= batch)."""
+    perm = np.random.default_rng([seed, 1000 + epoch]).permutation(n)
+    if n < batch_size:
+        perm = np.resize(perm, batch_size)
+    nb = len(perm) // batch_size
+    return [perm[i * batch_size:(i + 1) * batch_size] for i in range(nb)]
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> dict:
+    """Train; returns the best metrics. ``stop_after`` stops early (used to test resume)."""
+    out = Path(out)
+    world, rank, local = _dist_info()
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = pick_device(cfg.device if world == 1 or not torch.cuda.is_available() else f"cuda:{local}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if out.exists() and any(out.iterdir()) and not resume:
+        if (out / "config.yaml").exists():
+            raise NanosegError(f"{out}: run folder exists (use --resume to continue it, or another --out)")
+        raise NanosegError(f"{out}: output folder exists and is not empty")
+    if resume and not last_path.exists():
+        if out.exists() and any(out.iterdir()) and (out / "config.yaml").exists():
+            pass  # killed before its first checkpoint: start over in place
+        resume_state = None
+    else:
+        resume_state = checkpoint.load(last_path) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    # --- data
+    transform = JointTransform(cfg.augment_strength) if cfg.augment else None
+    train_ds = SegmentationDataset(cfg.train, transform=transform, crop_px=cfg.crop, seed=cfg.seed)
+    if len(train_ds) == 0:
+        raise NanosegError(f"--train: {cfg.train} holds no samples")
+    val_ds = SegmentationDataset(cfg.val) if cfg.val else None
+    train_size = cfg.crop or int(train_ds.images[0].shape[0])
+
+    # --- model, optimiser
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.num_classes, 1, cfg.encoder_weights).to(device)
+    use_amp = cfg.amp and device.type == "cuda"
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = LOSSES[cfg.loss]
+    spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE)
+    start_it, best, data_pos = 0, {"miou": -1.0}, (0, 0)
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model_state"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        if "scaler" in resume_state:
+            scaler.load_state_dict(resume_state["scaler"])
+        start_it = int(resume_state["iteration"])
+        best = resume_state.get("best", best)
+        data_pos = tuple(resume_state["data_pos"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        _truncate_metrics(out / "metrics.jsonl", start_it)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
+    if rank == 0:
+        record = cfg.model_dump()
+        record.update({"resumed_from": start_it if resume_state else None, "device": str(device),
+                       "world_size": world, "amp": use_amp, "train_size": train_size,
+                       "n_train": len(train_ds), "n_val": len(val_ds) if val_ds else 0})
+        io.atomic_write_text(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
+
+    # --- loop
+    epoch, pos = data_pos
+    batches = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, epoch)
+    save_every = cfg.save_every or cfg.eval_every
+    end_it = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
+    bar = tqdm(total=cfg.iters, initial=start_it, desc="train", unit="it", disable=not progress or rank != 0)
+    model.train()
+    t0 = time.time()
+    loss_avg = None
+    for it in range(start_it, end_it):
+        if pos >= len(batches):
+            epoch, pos = epoch + 1, 0
+            batches = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, epoch)
+        idx = batches[pos][rank::world]
+        pos += 1
+        train_ds.epoch = epoch
+        samples = [train_ds[int(i)] for i in idx]
+        x = torch.stack([s[0] for s in samples]).to(device)
+        y = torch.stack([s[1] for s in samples]).to(device)
+        if device.type == "cuda":
+            x = x.to(memory_format=torch.channels_last)
+        lr = poly_lr(cfg.lr, it, cfg.iters, cfg.power)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            logits = net(x)
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise NanosegError(f"training diverged at iteration {it + 1} (loss {lv}); lower --lr")
+        loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
+        bar.set_postfix(loss=f"{lv:.4f}", lr=f"{lr:.5f}")
+        bar.update()
+        done = it + 1
+        if rank == 0 and val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters):
+            m = evaluate_model(model, val_ds.images, val_ds.masks, cfg.num_classes, device=device, progress=False)
+            model.train()
+            row = {"iteration": done, "loss": loss_avg, "lr": lr, "time_s": round(time.time() - t0, 2),
+                   **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if m["miou"] > best["miou"]:
+                best = dict(row)
+                checkpoint.save(best_path, spec, model, iteration=done, metrics=row)
+            bar.write(f"iter {done}: mIoU {m['miou']:.4f} Acc {m['acc']:.4f} Kappa {m['kappa']:.4f} "
+                      f"Dice {m['dice']:.4f} (best {best['miou']:.4f})")
+        if rank == 0 and (done % save_every == 0 or done == cfg.iters):
+            checkpoint.save(last_path, spec, model, iteration=done, optimizer=optimizer.state_dict(),
+                            scaler=scaler.state_dict(), best=best, data_pos=(epoch, pos),
+                            torch_rng=torch.get_rng_state(), config=cfg.model_dump())
+    bar.close()
+    if rank == 0:
+        if val_ds is None and end_it == cfg.iters:
+            checkpoint.save(best_path, spec, model, iteration=end_it, metrics={})
+        if (out / "metrics.jsonl").exists():
+            from ..experiments.figures import plot_curve
+
+            plot_curve(read_metrics(out / "metrics.jsonl"), out / "curve.png")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return best
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a kill
+    return rows
+
+
+def _truncate_metrics(path: Path, upto_iteration: int) -> None:
+    """Drop evaluations after the checkpoint we resume from (they will be redone)."""
+    rows = [r for r in read_metrics(path) if r["iteration"] <= upto_iteration]
+    io.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
