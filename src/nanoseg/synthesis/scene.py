@@ -336,14 +336,21 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
 
     diag = math.hypot(h, w)
     if rng.uniform() < v["network_prob"]:
+        # Voronoi cells in a stretched frame: elongated, irregular cells with a preferred line
+        # direction, as in real micrographs; round cells would be unlabelled rings.
         n_cells = max(2, int(round(v["network_cells"] * area)))
-        seeds = np.column_stack([rng.uniform(-0.2 * w, 1.2 * w, n_cells + 4),
-                                 rng.uniform(-0.2 * h, 1.2 * h, n_cells + 4)])
+        stretch = rng.uniform(2.2, 4.0)
+        theta = rng.uniform(0, np.pi)
+        rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+        span = 0.75 * diag
+        seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_cells * 4 + 4),
+                                 rng.uniform(-span, span, n_cells * 4 + 4)])
         vor = Voronoi(seeds)
+        verts = (vor.vertices * [1.0 / stretch, 1.0]) @ rot.T + [w / 2, h / 2]
         for a, b in vor.ridge_vertices:
             if a < 0 or b < 0:
                 continue
-            p, q = vor.vertices[a], vor.vertices[b]
+            p, q = verts[a], verts[b]
             seg_len = float(np.hypot(*(q - p)))
             if seg_len < 4 or seg_len > 2 * diag:
                 continue
