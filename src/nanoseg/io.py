@@ -54,7 +54,12 @@ def to_uint8_gray(arr: np.ndarray, name: str = "image") -> np.ndarray:
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
         else:
+            src_dtype = arr.dtype
             arr = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            if src_dtype == np.uint8:  # 8-bit colour: keep the grey levels as they are
+                arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+            else:
+                arr = arr.astype(src_dtype) if src_dtype.kind in "iu" else arr
     if arr.ndim != 2 or arr.size == 0:
         raise NanosegError(f"{name}: not a 2-D image (shape {arr.shape})")
     if arr.dtype == np.uint8:

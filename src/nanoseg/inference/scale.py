@@ -21,14 +21,24 @@ def _text(value) -> str:
     return str(value)
 
 
-def _fei(text: str) -> float | None:
+def _fei(value) -> float | None:
+    if isinstance(value, dict):  # tifffile parses the FEI/Thermo INI block into sections
+        scan = value.get("Scan") or {}
+        pw = scan.get("PixelWidth") if isinstance(scan, dict) else None
+        return float(pw) * 1e9 if pw else None
+    text = _text(value)
     m = re.search(r"\[Scan\][^\[]*?PixelWidth\s*=\s*([0-9.eE+-]+)", text, re.S)
     if m:
         return float(m.group(1)) * 1e9
     return None
 
 
-def _zeiss(text: str) -> float | None:
+def _zeiss(value) -> float | None:
+    if isinstance(value, dict):  # tifffile parses CZ_SEM into {'ap_pixel_size': ('Pixel Size', 1.25, 'nm')}
+        v = value.get("ap_pixel_size")
+        if isinstance(v, (tuple, list)) and len(v) >= 3:
+            return float(v[1]) * UNITS_TO_NM.get(str(v[2]).lower(), 1.0)
+    text = _text(value)
     m = re.search(r"AP_PIXEL_SIZE\W+Pixel Size\s*=\s*([0-9.eE+-]+)\s*([a-zµ]+)", text, re.I)
     if m:
         return float(m.group(1)) * UNITS_TO_NM.get(m.group(2).lower(), 1.0)
@@ -54,11 +64,11 @@ def read_pixel_size(path: str | Path) -> tuple[float | None, str]:
                 tags = tif.pages[0].tags
                 for code in (34682, 34680):
                     if code in tags:
-                        nm = _fei(_text(tags[code].value))
+                        nm = _fei(tags[code].value)
                         if nm:
                             return nm, "metadata:fei"
                 if 34118 in tags:
-                    nm = _zeiss(_text(tags[34118].value))
+                    nm = _zeiss(tags[34118].value)
                     if nm:
                         return nm, "metadata:zeiss"
         except Exception:  # noqa: BLE001 - unreadable metadata simply means no scale

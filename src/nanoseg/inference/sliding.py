@@ -1,4 +1,4 @@
-"""Sliding-window inference with overlap and smooth (cosine) blending: no seams, any size."""
+"""Sliding-window inference with overlap and smooth (sin^2) blending: no seams, any size."""
 
 from __future__ import annotations
 
@@ -16,13 +16,22 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def blend_window(h: int, w: int) -> np.ndarray:
-    """Weights that fall smoothly to a small floor at tile edges (separable Hann)."""
-    def one(n):
-        if n < 3:
-            return np.ones(n)
-        return 0.05 + 0.95 * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
-    return np.outer(one(h), one(w)).astype(np.float32)
+def edge_taper(n: int, overlap: int, start_inside: bool, end_inside: bool) -> np.ndarray:
+    """1-D blending weights of a tile: 1 inside, rising from 0 across ``overlap`` at edges shared
+    with a neighbour tile. The first quarter of the overlap gets no weight at all, since outputs
+    there saw the tile's artificial border; at image borders the weight stays 1."""
+    w = np.ones(n, np.float32)
+    if overlap <= 0:
+        return w
+    dead = overlap // 4
+    ramp_len = max(1, overlap - dead)
+    ramp = np.sin(0.5 * np.pi * (np.arange(ramp_len) + 0.5) / ramp_len) ** 2
+    prof = np.concatenate([np.zeros(dead), ramp])[:n].astype(np.float32)
+    if start_inside:
+        w[:len(prof)] = np.minimum(w[:len(prof)], prof)
+    if end_inside:
+        w[n - len(prof):] = np.minimum(w[n - len(prof):], prof[::-1])
+    return w
 
 
 @torch.no_grad()
@@ -42,7 +51,6 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
     th, tw = min(tile_px, h), min(tile_px, w)
     ys, xs = tile_starts(h, th, overlap_px), tile_starts(w, tw, overlap_px)
     coords = [(y, x) for y in ys for x in xs]
-    win = blend_window(th, tw)
     acc = None
     wsum = np.zeros((h, w), np.float32)
     for b in range(0, len(coords), batch_size):
@@ -52,6 +60,7 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
         if acc is None:
             acc = np.zeros((probs.shape[1], h, w), np.float32)
         for (y, x), p in zip(chunk, probs):
+            win = np.outer(edge_taper(th, overlap_px, y > 0, y + th < h), edge_taper(tw, overlap_px, x > 0, x + tw < w))
             acc[:, y:y + th, x:x + tw] += p * win
             wsum[y:y + th, x:x + tw] += win
     return acc / wsum[None]

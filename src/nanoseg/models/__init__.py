@@ -37,10 +37,10 @@ class SegmentationNet(nn.Module):
         h, w = x.shape[-2], x.shape[-1]
         x = (x - self.mean) / self.std
         if self.stride > 1:
+            # always pad (possibly by 0): no Python branch on the size, so ONNX export stays dynamic
             ph = (self.stride - h % self.stride) % self.stride
             pw = (self.stride - w % self.stride) % self.stride
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         y = self.net(x)
         return y[..., :h, :w]
 

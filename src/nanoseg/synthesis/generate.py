@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -110,7 +111,8 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
                 rows.append(_write_one(j))
                 bar.update()
         else:
-            with ProcessPoolExecutor(workers) as ex:
+            # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread pool
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
                 for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
                     rows.append(row)
                     bar.update()

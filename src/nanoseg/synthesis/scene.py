@@ -16,6 +16,7 @@ import numpy as np
 from scipy.spatial import Voronoi
 
 from ..data import labelme
+from ..inference.measure import measure_component
 
 REFERENCE_CROP_PX = 321
 
@@ -315,6 +316,8 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
             "radius_px": float(rho.mean()), "r_inner_px": band["r_inner_px"],
             "r_outer_px": band["r_outer_px"], "coverage": band["coverage"],
             "irregularity": float(irr), "n_particles": int(inside.sum()),
+            # the band measured exactly as predictions are measured (structure-level ground truth)
+            "band": measure_component(*np.nonzero(m_band == 1)),
         })
         scene.labelme_shapes = trial
 

@@ -1,0 +1,140 @@
+"""The experiment file: the whole study as one YAML document, validated before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import NanosegError
+from ..synthesis.params import PRESETS, SynthParams
+
+
+class SynthSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: str = "realistic"
+    n: int = Field(..., ge=1, description="images to render")
+    overrides: dict = Field(default_factory=dict, description="generator parameters")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
+        try:
+            SynthParams(**{**PRESETS[self.preset].model_dump(), **self.overrides})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"overrides.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        return self
+
+
+class ADSource(BaseModel):
+    """Authentic data: an imported dataset folder, or (for a dry run) a synthetic stand-in."""
+    model_config = ConfigDict(extra="forbid")
+    folder: str | None = None
+    standin: SynthSource | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share of micrographs (groups) held out")
+    pool_size: int = Field(510, ge=1, description="augmented training pool (paper: 510)")
+    test_size: int = Field(100, ge=1, description="test samples drawn from the held-out groups")
+    augment_strength: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.folder is None) == (self.standin is None):
+            raise ValueError("give exactly one of folder or standin")
+        return self
+
+
+class SDSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    folder: str | None = None
+    synth: list[SynthSource] = Field(default_factory=list, description="styles rendered into the pool")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.folder is None) == (not self.synth):
+            raise ValueError("give exactly one of folder or synth")
+        return self
+
+
+class Mix(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_ad: int = Field(..., ge=0)
+    n_sd: int = Field(..., ge=0)
+    repeats: int | None = Field(None, ge=1)
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "experiment"
+    seed: int = 0
+    size: int = Field(321, ge=64, description="side of the square samples (px)")
+    ad: ADSource
+    sd: SDSource | None = None
+    train_size: int = Field(400, ge=1)
+    mixes: list[Mix] = Field(..., min_length=1)
+    repeats: int = Field(1, ge=1, description="default repeats per mix (seeds seed, seed+1, ...)")
+    models: list[str] = Field(default_factory=lambda: ["unet"], min_length=1)
+    training: dict = Field(default_factory=dict, description="TrainConfig fields (iters, batch_size, ...)")
+    report_checkpoint: str = Field("best", pattern="^(best|last)$",
+                                   description="best: as the paper (best evaluation during training)")
+    structures: bool = Field(True, description="also score ring detection (F1, radius error)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        for m in self.mixes:
+            if m.n_ad + m.n_sd != self.train_size:
+                raise ValueError(f"mix {m.n_ad} AD + {m.n_sd} SD does not add up to train_size {self.train_size}")
+            if m.n_sd and self.sd is None:
+                raise ValueError(f"mix {m.n_ad}/{m.n_sd} needs SD but no sd source is given")
+            if m.n_ad > self.ad.pool_size:
+                raise ValueError(f"mix asks for {m.n_ad} AD but ad.pool_size is {self.ad.pool_size}")
+        if self.sd is not None and self.sd.synth:
+            n_pool = sum(s.n for s in self.sd.synth)
+            worst = max(m.n_sd for m in self.mixes)
+            if worst > n_pool:
+                raise ValueError(f"a mix asks for {worst} SD but the synthetic pool holds {n_pool}")
+        from ..models import build_model  # noqa: F401 - names checked below
+        from ..training.config import TrainConfig
+
+        bad = set(self.training) - set(TrainConfig.model_fields) | ({"train", "val"} & set(self.training))
+        if bad:
+            raise ValueError(f"training: unknown or reserved setting(s) {sorted(bad)}")
+        try:
+            TrainConfig(train="x", **self.training)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"training.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        for name in self.models:
+            if not (name in ("unet", "unet-small") or (name.startswith("smp:") and name.count(":") == 2)):
+                raise ValueError(f"models: {name!r} is not unet, unet-small or smp:<Arch>:<encoder>")
+        return self
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise NanosegError(f"{path}: cannot read experiment file ({exc})") from None
+    if not isinstance(data, dict):
+        raise NanosegError(f"{path}: experiment file must be a YAML mapping")
+    base = path.parent
+    # relative folders are relative to the experiment file
+    for key in ("ad", "sd"):
+        sec = data.get(key)
+        if isinstance(sec, dict) and sec.get("folder") and not Path(sec["folder"]).is_absolute():
+            sec["folder"] = str((base / sec["folder"]).resolve())
+    try:
+        cfg = ExperimentConfig(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "file"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise NanosegError(f"{path}: {where}: {msg}") from None
+    for key in ("ad", "sd"):
+        sec = getattr(cfg, key)
+        if sec is not None and sec.folder and not Path(sec.folder).is_dir():
+            raise NanosegError(f"{path}: {key}.folder: {sec.folder} is not a folder")
+    return cfg

@@ -1,0 +1,194 @@
+"""``nanoseg experiment report``: merge finished runs (all shards) into tables, figures and HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .. import io
+from ..errors import NanosegError
+from . import figures
+
+METRICS = ("miou", "acc", "kappa", "dice")
+EXTRA = ("ring_f1", "radius_rel_err")
+RESULT_COLUMNS = ["run_id", "model", "n_ad", "n_sd", "ad_fraction", "seed", "checkpoint", "miou", "acc", "kappa",
+                  "dice", "iou_ring", "ring_precision", "ring_recall", "ring_f1", "radius_rel_err",
+                  "count_abs_err", "train_seconds"]
+
+
+def collect_results(out: Path) -> list[dict]:
+    rows = []
+    for p in sorted((out / "runs").glob("*/result.json")):
+        rows.append(json.loads(p.read_text()))
+    rows.sort(key=lambda r: (r["model"], -r["n_ad"], r["n_sd"], r["seed"]))
+    return rows
+
+
+def group_stats(rows: list[dict]) -> list[dict]:
+    """Mean and (sample) std over repeats, per (model, mix)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["n_ad"], r["n_sd"]), []).append(r)
+    out = []
+    for (model, n_ad, n_sd), rs in groups.items():
+        g = {"model": model, "n_ad": n_ad, "n_sd": n_sd, "ad_fraction": rs[0]["ad_fraction"], "n_runs": len(rs)}
+        for m in METRICS + EXTRA:
+            vals = np.array([r[m] for r in rs if r.get(m) is not None and r.get(m) == r.get(m)], float)
+            g[f"{m}_mean"] = float(vals.mean()) if len(vals) else float("nan")
+            g[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        out.append(g)
+    out.sort(key=lambda g: (g["model"], -g["n_ad"]))
+    return out
+
+
+def _fmt(g, m):
+    mean, std = g[f"{m}_mean"], g[f"{m}_std"]
+    if mean != mean:
+        return "–"
+    return f"{mean:.4f} ± {std:.4f}" if g["n_runs"] > 1 else f"{mean:.4f}"
+
+
+def summary_markdown(cfg: dict, rows: list[dict], stats: list[dict]) -> tuple[str, dict]:
+    lines = [f"# {cfg.get('name', 'experiment')}: results", "",
+             f"{len(rows)} finished run(s). Metrics on the held-out AD test set "
+             f"({cfg.get('ad', {}).get('test_size')} samples from micrographs never used for training), "
+             "computed as PaddleSeg 2.8 does; mean ± sample std over repeats.", ""]
+    best = {}
+    models = sorted({g["model"] for g in stats})
+    for model in models:
+        gs = [g for g in stats if g["model"] == model]
+        control = next((g for g in gs if g["n_sd"] == 0), None)
+        top = max(gs, key=lambda g: g["miou_mean"])
+        best[model] = top
+        lines += [f"## {model}: AD/SD mixes (paper Tables 2-4)", "",
+                  "| AD | SD | AD fraction | runs | mIoU | Acc | Kappa | Dice | ring F1 | radius rel. err | Δ mIoU vs control |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for g in gs:
+            delta = f"{g['miou_mean'] - control['miou_mean']:+.4f}" if control and g is not control else "–"
+            cells = [str(g["n_ad"]), str(g["n_sd"]), f"{g['ad_fraction']:.2f}", str(g["n_runs"])]
+            cells += [_fmt(g, m) for m in METRICS + EXTRA] + [delta]
+            if g is top:
+                cells = [f"**{c}**" for c in cells]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if control:
+            verdict = "beats" if top is not control and top["miou_mean"] > control["miou_mean"] else "does not beat"
+            lines.append(f"Best mix: **{top['n_ad']} AD + {top['n_sd']} SD** (mIoU {top['miou_mean']:.4f}); "
+                         f"AD-only control ({control['n_ad']} AD): {control['miou_mean']:.4f}. "
+                         f"The best mix {verdict} the control." if top is not control else
+                         f"The AD-only control is the best configuration (mIoU {control['miou_mean']:.4f}).")
+            lines.append("")
+    if len(models) > 1:
+        lines += ["## Architectures (paper Table 5)", "", "| model | AD | SD | runs | mIoU | Acc | Kappa | Dice |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for model in models:
+            g = best[model]
+            lines.append(f"| {model} | {g['n_ad']} | {g['n_sd']} | {g['n_runs']} | " +
+                         " | ".join(_fmt(g, m) for m in METRICS) + " |")
+        lines.append("")
+    lines += ["## Runs", "", "| run | mIoU | Acc | Kappa | Dice | ring F1 | training s |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f1 = r.get("ring_f1")
+        lines.append(f"| {r['run_id']} | {r['miou']:.4f} | {r['acc']:.4f} | {r['kappa']:.4f} | {r['dice']:.4f} | "
+                     f"{'–' if f1 is None else f'{f1:.3f}'} | {r['train_seconds']} |")
+    return "\n".join(lines) + "\n", best
+
+
+def write_report(out: str | Path) -> dict:
+    out = Path(out)
+    if not (out / "experiment.yaml").exists():
+        raise NanosegError(f"{out}: not an experiment folder (no experiment.yaml)")
+    cfg = yaml.safe_load((out / "experiment.yaml").read_text())
+    rows = collect_results(out)
+    if not rows:
+        raise NanosegError(f"{out}: no finished runs yet")
+    io.write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    stats = group_stats(rows)
+    io.write_csv(out / "summary.csv", stats)
+    md, best = summary_markdown(cfg, rows, stats)
+    io.atomic_write_text(out / "summary.md", md)
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    primary = cfg["models"][0]
+    gs = [g for g in stats if g["model"] == primary]
+    control = next((g for g in gs if g["n_sd"] == 0), None)
+    figures.metric_vs_fraction(gs, figs / "miou_vs_ad_fraction.png", "miou",
+                               control["miou_mean"] if control else None)
+    top = best[primary]
+    best_run = max((r for r in rows if r["model"] == primary and r["n_ad"] == top["n_ad"]
+                    and r["n_sd"] == top["n_sd"]), key=lambda r: r["miou"])
+    run_dir = out / "runs" / best_run["run_id"]
+    if (run_dir / "curve.png").exists():
+        shutil.copyfile(run_dir / "curve.png", figs / "convergence_best_run.png")
+    _prediction_panel(run_dir / best_run["checkpoint"], out / "data" / "test", figs / "predictions_best_run.png")
+    _html(out, md, figs)
+    return {"rows": rows, "stats": stats}
+
+
+def _prediction_panel(ckpt: Path, test_dir: Path, path: Path) -> None:
+    if not ckpt.exists() or not test_dir.exists():
+        return
+    from ..data.dataset import load_arrays
+    from ..training.checkpoint import load_model
+    from ..training.evaluate import predict_logits
+
+    model, _ = load_model(ckpt)
+    rows, imgs, gts = load_arrays(test_dir)
+    idx = np.linspace(0, len(imgs) - 1, min(4, len(imgs))).astype(int)
+    preds = [predict_logits(model, imgs[i], "cpu").argmax(0).numpy().astype(np.uint8) for i in idx]
+    figures.prediction_panel([imgs[i] for i in idx], [gts[i] for i in idx], preds, path,
+                             titles=[rows[i]["id"] for i in idx])
+
+
+def _md_table_to_html(block: list[str]) -> str:
+    cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in block if not set(ln) <= set("|-: ")]
+    head, body = cells[0], cells[1:]
+
+    def cell(c, tag):
+        bold = c.startswith("**") and c.endswith("**")
+        c = html.escape(c.strip("*"))
+        return f"<{tag}>{'<b>' + c + '</b>' if bold else c}</{tag}>"
+
+    rows = ["<tr>" + "".join(cell(c, "th") for c in head) + "</tr>"]
+    rows += ["<tr>" + "".join(cell(c, "td") for c in r) + "</tr>" for r in body]
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _html(out: Path, md: str, figs: Path) -> None:
+    parts, block = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            parts.append(_md_table_to_html(block))
+            block = []
+        if line.startswith("## "):
+            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            parts.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.strip():
+            text = html.escape(line)
+            while "**" in text:
+                text = text.replace("**", "<b>", 1).replace("**", "</b>", 1)
+            parts.append(f"<p>{text}</p>")
+    captions = {"miou_vs_ad_fraction.png": "mIoU against the AD fraction (mean ± std over repeats)",
+                "convergence_best_run.png": "Convergence of the best run (paper Fig 4)",
+                "predictions_best_run.png": "Test images, ground truth, prediction, overlay (paper Fig 5)"}
+    for name, cap in captions.items():
+        p = figs / name
+        if p.exists():
+            b64 = base64.b64encode(p.read_bytes()).decode()
+            parts.append(f"<figure><img src='data:image/png;base64,{b64}'/><figcaption>{cap}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "font-size:13px}th{background:#eef}img{max-width:100%}figcaption{color:#555;font-size:13px}")
+    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>nanoseg report</title><style>{style}</style>" \
+          f"</head><body>{''.join(parts)}</body></html>"
+    io.atomic_write_text(out / "report.html", doc)

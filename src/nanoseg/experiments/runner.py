@@ -1,0 +1,205 @@
+"""``nanoseg experiment run``: data preparation, every training run, then the report.
+
+Layout of an experiment folder::
+
+    DIR/experiment.yaml     the validated file, as run
+    DIR/data/               AD split by group, AD pools, SD pool, test set (shared by all runs)
+    DIR/runs/<run_id>/      one training run (config.yaml, metrics.jsonl, best.pt, last.pt)
+    DIR/runs/<run_id>/result.json   written last: a run with it is finished and skipped
+    DIR/results.csv, summary.md, report.html, figures/   from ``report``
+
+Every random choice flows from the experiment seed: pools, splits and mixes
+are identical in every shard, so shards can run on different machines.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+import yaml
+
+from .. import io
+from ..data.augment import augment_dataset
+from ..data.mix import check_disjoint, mix, split
+from ..errors import NanosegError
+from ..synthesis import load_params, synthesize_dataset
+from .config import ExperimentConfig, load_experiment
+
+
+def run_list(cfg: ExperimentConfig) -> list[dict]:
+    """Every run of the study, in a fixed order (the order sharding uses)."""
+    runs = []
+    for model in cfg.models:
+        for m in cfg.mixes:
+            for r in range(m.repeats or cfg.repeats):
+                seed = cfg.seed + r
+                slug = model.replace(":", "-").replace("/", "-")
+                runs.append({"run_id": f"{slug}__ad{m.n_ad}_sd{m.n_sd}__s{seed}", "model": model,
+                             "n_ad": m.n_ad, "n_sd": m.n_sd, "seed": seed})
+    return runs
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    if not shard:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise NanosegError(f"--shard: {shard!r} must read i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise NanosegError(f"--shard: {shard!r} needs 0 <= i < n")
+    return i, n
+
+
+def _once(folder: Path, build) -> Path:
+    """Build ``folder`` unless it exists (another shard may be building it at the same time)."""
+    if (folder / "manifest.csv").exists():
+        return folder
+    try:
+        build(folder)
+    except NanosegError:
+        if not (folder / "manifest.csv").exists():
+            raise
+    return folder
+
+
+def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    size = (cfg.size, cfg.size)
+    if cfg.ad.standin is not None:
+        s = cfg.ad.standin
+        ad_src = _once(data / "ad_source", lambda f: synthesize_dataset(
+            f, s.n, cfg.seed + 1000, load_params(s.preset, overrides=s.overrides), f"standin-{s.preset}", size,
+            workers=0, start_index=1_000_000))
+    else:
+        ad_src = Path(cfg.ad.folder)
+    _once(data / "ad_train_groups", lambda f: split(ad_src, f, data / "ad_test_groups", cfg.ad.test_fraction,
+                                                    cfg.seed))
+    leaks = check_disjoint(data / "ad_train_groups", data / "ad_test_groups")
+    if leaks:
+        raise NanosegError(f"{data}: AD train and test share groups {sorted(leaks)[:3]}")
+    _once(data / "ad_pool", lambda f: augment_dataset(data / "ad_train_groups", f, cfg.ad.pool_size, cfg.seed,
+                                                      cfg.ad.augment_strength))
+    _once(data / "ad_test_pool", lambda f: augment_dataset(data / "ad_test_groups", f, cfg.ad.test_size,
+                                                           cfg.seed + 1, cfg.ad.augment_strength))
+    _once(data / "test", lambda f: mix(data / "ad_test_pool", None, cfg.ad.test_size, 0, cfg.seed, f))
+    sd_pool = None
+    if cfg.sd is not None:
+        if cfg.sd.folder:
+            sd_pool = Path(cfg.sd.folder)
+        else:
+            parts = []
+            for k, s in enumerate(cfg.sd.synth):
+                parts.append(_once(data / f"sd_{k}_{s.preset}", lambda f, s=s, k=k: synthesize_dataset(
+                    f, s.n, cfg.seed + 2000 + k, load_params(s.preset, overrides=s.overrides), s.preset, size,
+                    workers=0, start_index=k * 10_000_000)))
+            sd_pool = _once(data / "sd_pool", lambda f: _merge_pools(f, parts))
+    return {"ad_pool": data / "ad_pool", "sd_pool": sd_pool, "test": data / "test"}
+
+
+def _merge_pools(dst: Path, parts: list[Path]) -> None:
+    with io.atomic_dir(dst) as tmp:
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        rows = []
+        for p in parts:
+            for r in io.read_csv(p / "manifest.csv"):
+                new = f"{p.name}__{r['id']}"
+                for sub in ("images", "masks"):
+                    shutil.copyfile(p / sub / f"{r['id']}.png", tmp / sub / f"{new}.png")
+                rows.append({"id": new, "source": "sd", "group": new, "original_id": r["id"], "style": p.name})
+        io.write_csv(tmp / "manifest.csv", rows)
+
+
+def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int | None, progress: bool) -> dict:
+    """One training run (resumable) and its evaluation on the test set; writes result.json last."""
+    import torch
+
+    from ..inference.structures import evaluate_model_on_dataset
+    from ..training.config import TrainConfig
+    from ..training.train import train
+
+    cfg = ExperimentConfig(**cfg_dict)
+    out = Path(out)
+    run_dir = out / "runs" / run["run_id"]
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        return io_read_json(result_path)
+    if threads:
+        torch.set_num_threads(threads)
+    train_dir = out / "data" / "mixes" / f"ad{run['n_ad']}_sd{run['n_sd']}__s{run['seed']}"
+    _once(train_dir, lambda f: mix(pools["ad_pool"] if run["n_ad"] else None,
+                                   pools["sd_pool"] if run["n_sd"] else None,
+                                   run["n_ad"], run["n_sd"], run["seed"], f))
+    settings = dict(cfg.training)
+    settings.update(train=str(train_dir), val=str(pools["test"]), model=run["model"], seed=run["seed"])
+    if threads:
+        settings["threads"] = threads
+    tcfg = TrainConfig(**settings)
+    t0 = time.time()
+    resume = (run_dir / "last.pt").exists()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: start again
+    train(tcfg, run_dir, resume=resume, progress=progress)
+    seconds = time.time() - t0
+    ckpt = run_dir / ("best.pt" if cfg.report_checkpoint == "best" else "last.pt")
+    metrics = evaluate_model_on_dataset(ckpt, pools["test"], structures=cfg.structures, device=tcfg.device)
+    result = dict(run, ad_fraction=run["n_ad"] / cfg.train_size, checkpoint=ckpt.name,
+                  miou=metrics["miou"], acc=metrics["acc"], kappa=metrics["kappa"], dice=metrics["dice"],
+                  iou_ring=metrics["class_iou"][1], train_seconds=round(seconds, 1))
+    if "structures" in metrics:
+        s = metrics["structures"]
+        result.update(ring_precision=s["precision"], ring_recall=s["recall"], ring_f1=s["f1"],
+                      radius_rel_err=s["radius_rel_err"], count_abs_err=s["count_abs_err"])
+    io.write_json(result_path, result)
+    return result
+
+
+def io_read_json(path):
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress: bool = True) -> list[dict]:
+    cfg = load_experiment(file)
+    i, n = parse_shard(shard)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = out / "experiment.yaml"
+    text = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
+    if recorded.exists() and yaml.safe_load(recorded.read_text()) != cfg.model_dump():
+        raise NanosegError(f"{out}: holds a different experiment (see {recorded}); use another --out")
+    if not recorded.exists():
+        io.atomic_write_text(recorded, text)
+    if jobs < 1:
+        raise NanosegError(f"--jobs: must be at least 1 (got {jobs})")
+    click.echo(f"experiment {cfg.name}: preparing data in {out / 'data'}")
+    pools = prepare_data(cfg, out)
+    runs = run_list(cfg)[i::n]
+    todo = [r for r in runs if not (out / "runs" / r["run_id"] / "result.json").exists()]
+    click.echo(f"{len(runs)} run(s) in this shard, {len(runs) - len(todo)} already finished, {len(todo)} to do")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    results = []
+    if jobs == 1:
+        for k, r in enumerate(todo, 1):
+            click.echo(f"[{k}/{len(todo)}] {r['run_id']}")
+            results.append(execute_run(cfg.model_dump(), str(out), r, pools, threads, progress))
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futs = [ex.submit(execute_run, cfg.model_dump(), str(out), r, pools, threads, False) for r in todo]
+            for k, f in enumerate(futs, 1):
+                results.append(f.result())
+                click.echo(f"[{k}/{len(todo)}] {results[-1]['run_id']}: mIoU {results[-1]['miou']:.4f}")
+    from .report import write_report
+
+    write_report(out)
+    click.echo(f"results: {out / 'results.csv'}  summary: {out / 'summary.md'}  report: {out / 'report.html'}")
+    return results

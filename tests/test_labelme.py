@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from nanoseg.data import labelme
+
+
+def shape(points, stype, label="ring"):
+    return {"label": label, "points": points, "shape_type": stype}
+
+
+def test_rectangle_matches_hand_computed_mask():
+    m = labelme.rasterize({"shapes": [shape([[2, 3], [5, 6]], "rectangle")]}, (10, 10))
+    expected = np.zeros((10, 10), np.uint8)
+    expected[3:7, 2:6] = 1  # PIL includes both corners
+    assert np.array_equal(m, expected)
+
+
+def test_polygon_matches_hand_computed_mask():
+    m = labelme.rasterize({"shapes": [shape([[1, 1], [6, 1], [6, 4], [1, 4]], "polygon")]}, (8, 8))
+    expected = np.zeros((8, 8), np.uint8)
+    expected[1:5, 1:7] = 1
+    assert np.array_equal(m, expected)
+
+
+def test_circle_matches_hand_computed_disc():
+    m = labelme.rasterize({"shapes": [shape([[10, 10], [10, 14]], "circle")]}, (21, 21))
+    yy, xx = np.mgrid[:21, :21]
+    # labelme draws the circle through PIL's ellipse in the box centre +- 4: for this radius that is
+    # exactly the pixels with squared distance <= 18 (the rim points (10, 14) etc. included)
+    assert np.array_equal(m.astype(bool), (xx - 10) ** 2 + (yy - 10) ** 2 <= 18)
+
+
+def test_line_and_linestrip_use_the_configured_width():
+    doc = {"shapes": [shape([[2, 10], [17, 10]], "line")]}
+    thin = labelme.rasterize(doc, (20, 20), line_width_px=1)
+    assert np.array_equal(np.nonzero(thin)[0], np.full(16, 10)) and thin.sum() == 16
+    wide = labelme.rasterize(doc, (20, 20), line_width_px=5)
+    assert set(np.nonzero(wide.any(axis=1))[0]) == {8, 9, 10, 11, 12}
+    strip = labelme.rasterize({"shapes": [shape([[2, 2], [2, 12], [12, 12]], "linestrip")]}, (20, 20),
+                              line_width_px=1)
+    assert strip[2:13, 2].all() and strip[12, 2:13].all() and strip.sum() == 21
+
+
+def test_outer_ring_then_inner_background_makes_an_annulus():
+    doc = {"shapes": [shape([[20, 20], [20, 30]], "circle"), shape([[20, 20], [20, 25]], "circle", "_background_")]}
+    m = labelme.rasterize(doc, (41, 41))
+    assert m[20, 20] == 0 and m[20, 28] == 1 and m[20, 20 + 10] == 1 and m[20, 23] == 0
+    reversed_doc = {"shapes": doc["shapes"][::-1]}
+    assert labelme.rasterize(reversed_doc, (41, 41))[20, 20] == 1  # order matters, as in labelme
+
+
+def test_points_and_unknown_labels_are_skipped_with_warnings():
+    warns = []
+    doc = {"shapes": [shape([[3, 3]], "point"), shape([[0, 0], [4, 4]], "rectangle", "dust")]}
+    m = labelme.rasterize(doc, (8, 8), warn=warns.append)
+    assert m.sum() == 0
+    assert any("point" in w for w in warns) and any("dust" in w for w in warns)
+
+
+def test_custom_label_table():
+    doc = {"shapes": [shape([[0, 0], [3, 3]], "rectangle", "Loop")]}
+    assert labelme.rasterize(doc, (5, 5), {"loop": 1}).sum() == 16
+
+
+def test_mask_to_shapes_round_trips_nested_rings_and_specks():
+    import cv2
+
+    mask = np.zeros((120, 120), np.uint8)
+    cv2.circle(mask, (60, 60), 45, 1, 6)
+    cv2.circle(mask, (60, 60), 20, 1, 4)
+    cv2.circle(mask, (60, 60), 3, 1, -1)
+    mask[5, 5] = 1
+    mask[110, 3:9] = 1
+    shapes = labelme.mask_to_shapes(mask)
+    assert {s["label"] for s in shapes} == {"ring", "_background_"}
+    assert np.array_equal(labelme.rasterize({"shapes": shapes}, mask.shape), mask)

@@ -1,0 +1,171 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+import torch
+from torch import nn
+
+from nanoseg import io
+from nanoseg.data import labelme
+from nanoseg.data.importer import import_folder
+from nanoseg.inference.measure import measure_structures
+from nanoseg.inference.scale import read_pixel_size, resolve_scale
+from nanoseg.inference.sliding import predict_probs
+from nanoseg.models import build_model
+
+from .conftest import run_cli
+
+
+class LocalNet(nn.Module):
+    """A small fully convolutional net (receptive field 7 px)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                                  nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x) * 4
+
+
+def test_tiled_equals_whole_when_the_image_fits_in_one_tile():
+    model = build_model("unet-small").eval()
+    img = np.random.default_rng(0).integers(0, 255, (70, 90)).astype(np.uint8)
+    with torch.no_grad():
+        whole = torch.softmax(model(torch.from_numpy(img / 255.0).float()[None, None]), 1)[0].numpy()
+    tiled = predict_probs(model, img, tile_px=96, overlap_px=24)
+    assert np.allclose(whole, tiled, atol=1e-5)
+
+
+def test_no_seams_on_a_larger_image():
+    model = LocalNet().eval()
+    img = np.random.default_rng(1).integers(0, 255, (200, 260)).astype(np.uint8)
+    with torch.no_grad():
+        whole = torch.softmax(model(torch.from_numpy(img / 255.0).float()[None, None]), 1)[0].numpy()
+    tiled = predict_probs(model, img, tile_px=64, overlap_px=16)
+    assert tiled.shape == whole.shape
+    # away from tile borders the network sees the same pixels: blending must reproduce them exactly,
+    # and near borders the blended result stays within a small tolerance (no visible seam)
+    assert np.abs(tiled - whole).max() < 0.02
+    assert np.abs(tiled - whole).mean() < 1e-3
+
+
+def _annulus(shape, cx, cy, r, width, start_deg=0, end_deg=360):
+    m = np.zeros(shape, np.uint8)
+    cv2.ellipse(m, (cx, cy), (r, r), 0, start_deg, end_deg, 1, width)
+    return m
+
+
+def test_measurements_recover_known_rings():
+    m = _annulus((300, 300), 120, 140, 60, 6)
+    m |= _annulus((300, 300), 240, 60, 30, 4, 0, 270)
+    rows = measure_structures(m)
+    assert len(rows) == 2
+    full = min(rows, key=lambda r: abs(r["centre_x_px"] - 120))
+    part = max(rows, key=lambda r: abs(r["centre_x_px"] - 120))
+    assert abs(full["centre_x_px"] - 120) < 1 and abs(full["centre_y_px"] - 140) < 1
+    assert abs(full["mean_radius_px"] - 60) < 1.5 and abs(full["ring_width_px"] - 6) < 1.5
+    assert full["coverage"] > 0.98 and full["circularity"] > 0.97
+    assert abs(part["centre_x_px"] - 240) < 2 and abs(part["centre_y_px"] - 60) < 2
+    assert abs(part["mean_radius_px"] - 30) < 1.5
+    # 270 degrees of arc plus the round caps of the 4 px wide stroke (2 px of arc at each end)
+    assert abs(part["coverage"] - (0.75 + 2 * np.degrees(2 / 30) / 360)) < 0.02
+    ell = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(ell, (100, 100), (60, 30), 30, 0, 360, 1, 3)
+    e = measure_structures(ell)[0]
+    assert abs(e["ellipse_major_px"] - 60) < 2 and abs(e["ellipse_minor_px"] - 30) < 2
+    assert abs(e["ellipse_angle_deg"] - 30) < 3 and e["circularity"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_pixel_size_from_metadata_and_flag(tmp_path):
+    img = np.zeros((32, 32), np.uint8)
+    fei = tmp_path / "fei.tif"
+    tifffile.imwrite(fei, img, extratags=[(34682, "s", 0, "[User]\nDate=x\n[Scan]\nPixelWidth=2.5e-09\n", True)])
+    assert read_pixel_size(fei) == (pytest.approx(2.5), "metadata:fei")
+    zeiss = tmp_path / "zeiss.tif"
+    tifffile.imwrite(zeiss, img, extratags=[(34118, "s", 0, "0\r\nAP_PIXEL_SIZE\r\nPixel Size = 1.25 nm\r\n", True)])
+    assert read_pixel_size(zeiss) == (pytest.approx(1.25), "metadata:zeiss")
+    hit = tmp_path / "hitachi.tif"
+    tifffile.imwrite(hit, img)
+    (tmp_path / "hitachi.txt").write_text("[SemImageFile]\nInstructName=SU8000\nPixelSize=0.9921875\n")
+    assert read_pixel_size(hit) == (pytest.approx(0.9921875), "metadata:hitachi-txt")
+    plain = tmp_path / "plain.png"
+    io.write_png(plain, img)
+    assert read_pixel_size(plain) == (None, "none")
+    assert resolve_scale(fei, 3.0) == (3.0, "flag")
+
+
+def test_predict_end_to_end_with_labelme_round_trip(tiny_checkpoint, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    big = np.random.default_rng(2).integers(0, 255, (300, 410)).astype(np.uint8)
+    big[270:] = 0
+    tifffile.imwrite(src / "big.tif", big, extratags=[(34682, "s", 0, "[Scan]\nPixelWidth=1e-09\n", True)])
+    io.write_png(src / "small.png", big[:50, :60])
+    (src / "notes.png").write_text("this is not an image")
+    code, out, err = run_cli("predict", "--model", tiny_checkpoint, "--input", src, "--out", tmp_path / "out",
+                             "--tile", "128", "--crop-bottom", "30", "--labelme", "--min-area", "1")
+    assert code == 0, err
+    assert "notes.png" in err
+    o = tmp_path / "out"
+    for name, shape in (("big", (270, 410)), ("small", (20, 60))):
+        mask = io.read_mask(o / "masks" / f"{name}.png")
+        assert mask.shape == shape and set(np.unique(mask)) <= {0, 1}
+        assert io.read_gray(o / "overlays" / f"{name}.png").shape == shape
+    summary = json.loads((o / "summary.json").read_text())
+    assert summary["n_images"] == 2 and summary["images"]["big"]["scale_source"] == "metadata:fei"
+    assert summary["images"]["small"]["scale_source"] == "none"
+    assert summary["skipped"][0]["file"].endswith("notes.png")
+    rows = io.read_csv(o / "structures.csv")
+    assert set(rows[0]) >= {"image", "structure_id", "centre_x_px", "mean_radius_px", "ring_width_px",
+                            "ellipse_major_px", "circularity", "coverage", "area_px", "nm_per_px",
+                            "scale_source", "mean_radius_nm"}
+    big_rows = [r for r in rows if r["image"] == "big"]
+    assert big_rows and all(r["scale_source"] == "metadata:fei" and float(r["mean_radius_nm"]) ==
+                            pytest.approx(float(r["mean_radius_px"])) for r in big_rows)
+    assert all(r["mean_radius_nm"] == "" for r in rows if r["image"] == "small")
+    review = io.read_csv(o / "review.csv")
+    assert len(review) == 2
+    # labelme round trip: predict --labelme -> import reproduces the predicted masks exactly
+    rep = import_folder(o / "labelme", tmp_path / "reimported", progress=False)
+    assert len(rep.imported) == 2
+    for name in ("big", "small"):
+        doc = labelme.load(o / "labelme" / f"{name}.json")
+        assert doc["imagePath"] == f"{name}.png"
+        assert np.array_equal(io.read_mask(tmp_path / "reimported" / "masks" / f"{name}.png"),
+                              io.read_mask(o / "masks" / f"{name}.png"))
+
+
+def test_predict_bad_model_and_nothing_half_written(tmp_path, tiny_sd):
+    fake = tmp_path / "fake.pt"
+    fake.write_bytes(b"garbage")
+    code, _, err = run_cli("predict", "--model", fake, "--input", tiny_sd / "images", "--out", tmp_path / "o")
+    assert code == 2 and "not a nanoseg checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    code, _, err = run_cli("predict", "--model", tmp_path / "other.pt", "--input", tiny_sd, "--out", tmp_path / "o")
+    assert code == 2 and "not a nanoseg checkpoint" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o")] == []
+
+
+def test_incompatible_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    obj = torch.load(tiny_checkpoint, weights_only=False)
+    obj["spec"]["arch"] = "unet"
+    torch.save(obj, tmp_path / "bad.pt")
+    code, _, err = run_cli("predict", "--model", tmp_path / "bad.pt", "--input", tiny_checkpoint.parent,
+                           "--out", tmp_path / "o")
+    assert code == 2 and "does not fit" in err
+
+
+def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    code, out, err = run_cli("export", "--model", tiny_checkpoint, "--onnx", tmp_path / "m.onnx")
+    assert code == 0, err
+    from nanoseg.inference.export import onnx_parity
+    from nanoseg.training.checkpoint import load_model
+
+    model, _ = load_model(tiny_checkpoint)
+    assert onnx_parity(model, tmp_path / "m.onnx", shapes=((1, 1, 50, 70), (3, 1, 128, 96)), seed=3) < 1e-4

@@ -1,0 +1,150 @@
+import json
+
+import numpy as np
+import pytest
+
+from nanoseg import io
+from nanoseg.data import labelme
+from nanoseg.errors import NanosegError
+from nanoseg.synthesis import PRESETS, load_params, synthesize_dataset, synthesize_sample
+
+from .conftest import run_cli
+
+
+def test_same_images_whatever_the_worker_count(tmp_path):
+    p = load_params("realistic")
+    synthesize_dataset(tmp_path / "w1", 5, 11, p, size_hw=(80, 96), workers=1, progress=False)
+    synthesize_dataset(tmp_path / "w2", 5, 11, p, size_hw=(80, 96), workers=2, progress=False)
+    for sub in ("images", "masks", "labelme", "meta"):
+        a = sorted((tmp_path / "w1" / sub).iterdir())
+        b = sorted((tmp_path / "w2" / sub).iterdir())
+        assert [x.name for x in a] == [x.name for x in b]
+        for x, y in zip(a, b):
+            assert x.read_bytes() == y.read_bytes(), x.name
+    # and a different seed gives different images
+    s1 = synthesize_sample(p, 11, 0, (80, 96))["image"]
+    s2 = synthesize_sample(p, 12, 0, (80, 96))["image"]
+    assert not np.array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("preset", ["realistic", "simple"])
+def test_mask_lies_on_ring_particles_and_never_on_negatives(preset):
+    params = PRESETS[preset]
+    n_ring, n_neg = 0, 0
+    for index in range(6):
+        s = synthesize_sample(params, 5, index, (160, 160))
+        mask = s["mask"]
+        h, w = mask.shape
+        assert set(np.unique(mask)) <= {0, 1}
+        for x, y, r, kind, sid in s["particles"]:
+            xi, yi = int(round(x)), int(round(y))
+            if not (0 <= xi < w and 0 <= yi < h):
+                continue
+            if kind == "ring":
+                assert mask[yi, xi] == 1, (index, x, y)
+                n_ring += 1
+            else:
+                y0, y1 = max(0, int(y - r)), min(h, int(y + r) + 1)
+                x0, x1 = max(0, int(x - r)), min(w, int(x + r) + 1)
+                assert not mask[y0:y1, x0:x1].any(), (index, kind, x, y)
+                n_neg += 1
+    assert n_ring > 50 and (preset == "simple" or n_neg > 50)
+
+
+def test_debris_and_big_particles_stay_off_the_band():
+    p = load_params("realistic", overrides={"debris": (3, 3), "big_particles": (3, 3), "network_prob": 1.0})
+    for index in range(4):
+        s = synthesize_sample(p, 9, index, (200, 200))
+        types = {n["type"] for n in s["negatives"]}
+        assert "network_edge" in types
+        for n in s["negatives"]:
+            if n["type"] == "big_particle":
+                assert s["mask"][int(np.clip(n["y"], 0, 199)), int(np.clip(n["x"], 0, 199))] == 0
+
+
+def test_labelme_json_rerasterises_to_the_mask(tiny_sd):
+    for row in io.read_csv(tiny_sd / "manifest.csv"):
+        doc = labelme.load(tiny_sd / "labelme" / f"{row['id']}.json")
+        mask = io.read_mask(tiny_sd / "masks" / f"{row['id']}.png")
+        assert (doc["imageHeight"], doc["imageWidth"]) == mask.shape
+        assert doc["imagePath"] == f"../images/{row['id']}.png"
+        assert np.array_equal(labelme.rasterize(doc, mask.shape), mask)
+
+
+def test_manifest_and_meta_record_parameters_and_structures(tiny_sd):
+    rows = io.read_csv(tiny_sd / "manifest.csv")
+    assert len(rows) == 8
+    r = rows[0]
+    assert r["source"] == "sd" and r["group"] == r["id"]
+    values = json.loads(r["params"])
+    assert 0.7 <= values["scale_nm_per_px"] <= 2.0
+    meta = json.loads((tiny_sd / "meta" / f"{r['id']}.json").read_text())
+    assert meta["particles"]["columns"] == ["x", "y", "r", "kind", "structure_id"]
+    for ring in meta["rings"]:
+        assert {"cx", "cy", "radius_px", "coverage", "band"} <= set(ring)
+    assert json.loads((tiny_sd / "synth.json").read_text())["seed"] == 3
+
+
+def test_sizes_from_64_px_up_and_large_frames_hold_more_rings():
+    p = PRESETS["realistic"]
+    small = synthesize_sample(p, 1, 0, (64, 64))
+    assert small["image"].shape == (64, 64) and small["image"].dtype == np.uint8
+    counts_small = np.mean([len(synthesize_sample(p, 1, i, (160, 160))["rings"]) for i in range(4)])
+    counts_large = np.mean([len(synthesize_sample(p, 1, i, (480, 640))["rings"]) for i in range(2)])
+    assert counts_large > counts_small
+
+
+def test_presets_differ_in_clutter():
+    def clutter(preset):
+        return np.mean([len(synthesize_sample(PRESETS[preset], 2, i, (160, 160))["negatives"]) for i in range(5)])
+    assert clutter("realistic") > clutter("simple")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--preset", "fancy"], "--preset"),
+    (["--size", "32"], "--size"),
+    (["--n", "0"], "--n"),
+])
+def test_invalid_parameters_are_refused(tmp_path, args, needle):
+    out = tmp_path / "out"
+    code, _, err = run_cli("synth", "--out", out, "--n", "2", *args)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("yaml_text, needle", [
+    ("ring_radius_px: [50, 20]\n", "inverted"),
+    ("psf_sigma_px: [-1, 2]\n", "negative"),
+    ("no_such_param: 3\n", "no_such_param"),
+])
+def test_invalid_config_values_are_refused(tmp_path, yaml_text, needle):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml_text)
+    code, _, err = run_cli("synth", "--out", tmp_path / "out", "--n", "2", "--config", cfg)
+    assert code == 2 and needle in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(NanosegError):
+        load_params("realistic", cfg)
+
+
+def test_non_empty_output_needs_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    code, _, err = run_cli("synth", "--out", out, "--n", "1", "--size", "64")
+    assert code == 2 and "--overwrite" in err
+    assert (out / "keep.txt").exists()
+    code, _, _ = run_cli("synth", "--out", out, "--n", "1", "--size", "64", "--overwrite", "--workers", "1")
+    assert code == 0 and not (out / "keep.txt").exists() and (out / "manifest.csv").exists()
+
+
+def test_gallery_renders(tmp_path):
+    gal = tmp_path / "g.png"
+    code, _, _ = run_cli("synth", "--out", tmp_path / "ds", "--n", "3", "--size", "64", "--workers", "1",
+                         "--gallery", gal)
+    assert code == 0
+    img = io.read_gray(gal)
+    # 4 columns of (image | outline) pairs, 64 px each plus a 4 px margin
+    assert img.shape == (68, 4 * (128 + 4))
+    assert img.std() > 5
