@@ -125,6 +125,7 @@ def test_evaluate_a_model_on_a_dataset(tiny_checkpoint, tiny_sd):
     assert 0 <= m["miou"] <= 1 and m["n_images"] == 8 and "f1" in m["structures"]
 
 
+@pytest.mark.slow
 def test_short_cpu_training_beats_the_background_baseline(tmp_path):
     """unet-small on simple synthetic rings learns something real in well under a minute."""
     from nanoseg.synthesis import load_params, synthesize_dataset

@@ -44,9 +44,9 @@ def test_mask_lies_on_ring_particles_and_never_on_negatives(preset):
                 assert mask[yi, xi] == 1, (index, x, y)
                 n_ring += 1
             else:
-                y0, y1 = max(0, int(y - r)), min(h, int(y + r) + 1)
-                x0, x1 = max(0, int(x - r)), min(w, int(x + r) + 1)
-                assert not mask[y0:y1, x0:x1].any(), (index, kind, x, y)
+                yy, xx = np.mgrid[:h, :w]
+                disc = (xx - x) ** 2 + (yy - y) ** 2 <= r * r
+                assert not mask[disc].any(), (index, kind, x, y)
                 n_neg += 1
     assert n_ring > 50 and (preset == "simple" or n_neg > 50)
 

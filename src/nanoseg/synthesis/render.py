@@ -83,11 +83,17 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
     signal *= 1.0 + v["texture_strength"] * (0.7 * low_frequency_noise((h, w), 4, rng)
                                              + 0.3 * low_frequency_noise((h, w), 16, rng))
     ang = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = ((xx - w / 2) * math.cos(ang) + (yy - h / 2) * math.sin(ang)) / (0.5 * math.hypot(h, w))
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ramp = ((xs - w / 2) * math.cos(ang) + (ys - h / 2) * math.sin(ang)) / (0.5 * math.hypot(h, w))
     signal *= 1.0 + v["gradient_strength"] * ramp
     for px, py, pr, depth in scene.pits:
-        signal *= 1.0 - depth * np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * pr * pr))
+        # a Gaussian dip, evaluated only where it matters (4 sigma)
+        y0, y1 = max(0, int(py - 4 * pr)), min(h, int(py + 4 * pr) + 1)
+        x0, x1 = max(0, int(px - 4 * pr)), min(w, int(px + 4 * pr) + 1)
+        if y0 < y1 and x0 < x1:
+            d2 = (xs[:, x0:x1] - px) ** 2 + (ys[y0:y1] - py) ** 2
+            signal[y0:y1, x0:x1] *= 1.0 - depth * np.exp(-d2 / (2 * pr * pr))
     signal = np.maximum(signal, 0).astype(np.float32)
     # beam blur, then shot noise at the dose, then detector noise
     signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_px"])
