@@ -30,7 +30,7 @@ def cli():
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, help="demo run folder")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--iters", default=300, show_default=True, help="training iterations per model")
+@click.option("--iters", default=600, show_default=True, help="training iterations per model")
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True)
 def demo(out, seed, iters, overwrite):
     """End-to-end demo on CPU: synthesise, train AD/SD mix vs AD only, evaluate, segment a real micrograph."""

@@ -47,7 +47,7 @@ def _step(msg):
     click.secho(f"\n== {msg}", fg="cyan", bold=True)
 
 
-def run_demo(out="runs/demo", seed: int = 0, iters: int = 300, overwrite: bool = True) -> dict:
+def run_demo(out="runs/demo", seed: int = 0, iters: int = 600, overwrite: bool = True) -> dict:
     out = Path(out)
     t0 = time.time()
     with io.atomic_dir(out, overwrite=overwrite) as tmp:

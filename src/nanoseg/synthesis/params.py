@@ -26,10 +26,10 @@ class SynthParams(BaseModel):
     # scale and particles
     scale_nm_per_px: Range = Field((0.7, 2.0), description="pixel size; sets particle size in px")
     particle_diameter_nm: Range = Field((5.0, 8.0), description="Pd particle diameter (Boiko 2020: ~5-8 nm)")
-    particle_size_spread: Range = Field((0.08, 0.22), description="relative std of particle radius within an image")
+    particle_size_spread: Range = Field((0.1, 0.25), description="relative std of particle radius within an image")
     cluster_size: IntRange = Field((2, 6), description="touching particles per cluster along a line")
     cluster_gap: Range = Field((0.3, 1.8), description="gap between clusters, in particle diameters")
-    line_width_jitter: Range = Field((0.2, 0.8), description="sideways scatter of particles about a line, in radii")
+    line_width_jitter: Range = Field((0.3, 1.2), description="sideways scatter of particles about a line, in radii")
     # rings (the labelled class)
     rings_per_image: IntRange = Field((1, 4), description="rings per 321x321 area")
     ring_radius_px: Range = Field((12.0, 110.0), description="mean ring radius at a 321 px crop")
@@ -39,12 +39,12 @@ class SynthParams(BaseModel):
     nested_ring_prob: float = Field(0.2, ge=0, le=1, description="chance that a ring gets a ring inside it")
     # hard negatives (class 0)
     network_prob: float = Field(0.6, ge=0, le=1, description="chance of a chain network around the rings")
-    network_cells: IntRange = Field((3, 12), description="Voronoi cells of the chain network per 321x321")
-    chains: IntRange = Field((0, 5), description="open straight or curved chains")
+    network_cells: IntRange = Field((2, 8), description="Voronoi cells of the chain network per 321x321")
+    chains: IntRange = Field((0, 3), description="open straight or curved chains")
     arcs: IntRange = Field((0, 3), description="short arcs (< 200 deg) of ring-like particles")
     elongated_loops: IntRange = Field((0, 1), description="closed loops far from round (aspect > 2)")
     dense_clusters: IntRange = Field((0, 3), description="compact clusters of adhering particles")
-    big_particles: IntRange = Field((0, 3), description="large bright particles")
+    big_particles: IntRange = Field((0, 2), description="large bright particles")
     debris: IntRange = Field((0, 2), description="large bright irregular debris")
     scattered_per_10k_px2: Range = Field((0.5, 4.0), description="detached particles per 10^4 px^2")
     # support
@@ -53,14 +53,17 @@ class SynthParams(BaseModel):
     texture_strength: Range = Field((0.02, 0.08), description="relative amplitude of low-frequency texture")
     gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across the image")
     # image formation (Cizmar et al., Scanning 30(5), 2008)
-    edge_gain: Range = Field((0.15, 0.7), description="secondary-electron edge brightening factor")
-    psf_sigma_px: Range = Field((0.5, 1.2), description="Gaussian beam blur")
+    edge_gain: Range = Field((0.1, 0.5), description="secondary-electron edge brightening factor")
+    psf_sigma_px: Range = Field((0.7, 1.5), description="Gaussian beam blur")
     dose_e_per_px: Range = Field((25.0, 160.0), description="shot-noise dose; lower is noisier")
+    scan_blur_px: Range = Field((0.2, 0.8), description="detector bandwidth: blur of the noise along the scan line")
+    halo_strength: Range = Field((0.0, 0.25), description="diffuse SE glow around particles (backscatter), relative")
+    halo_sigma_px: Range = Field((3.0, 10.0), description="width of that glow")
     detector_noise: Range = Field((0.005, 0.03), description="additive Gaussian noise, relative")
     line_jitter: Range = Field((0.0, 0.03), description="per-scan-line gain jitter, relative")
     line_drift: Range = Field((0.0, 0.05), description="slow gain drift over the frame, relative")
     background_level: Range = Field((25.0, 90.0), description="8-bit grey of the bare support")
-    particle_level: Range = Field((140.0, 230.0), description="8-bit grey of a Pd particle centre")
+    particle_level: Range = Field((110.0, 215.0), description="8-bit grey of a Pd particle centre")
     gamma: Range = Field((0.85, 1.2), description="display gamma")
 
     @field_validator("*", mode="after")
@@ -94,6 +97,7 @@ SIMPLE_OVERRIDES = dict(
     gradient_strength=(0.0, 0.05),
     dose_e_per_px=(60.0, 200.0),
     detector_noise=(0.003, 0.01),
+    halo_strength=(0.0, 0.05),
     line_jitter=(0.0, 0.01),
     line_drift=(0.0, 0.01),
     background_level=(25.0, 60.0),

@@ -79,6 +79,9 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
     gy, gx = np.gradient(height)
     secant = np.minimum(np.sqrt(1.0 + gx * gx + gy * gy), MAX_SECANT)
     signal = yld * (1.0 + v["edge_gain"] * (secant - 1.0))
+    # diffuse glow: electrons backscattered by the metal raise the SE yield of the support nearby
+    metal = np.maximum(yld - SUPPORT_YIELD, 0).astype(np.float32)
+    signal += v["halo_strength"] * cv2.GaussianBlur(metal, (0, 0), v["halo_sigma_px"])
     # support texture, light-to-dark ramp and pits
     signal *= 1.0 + v["texture_strength"] * (0.7 * low_frequency_noise((h, w), 4, rng)
                                              + 0.3 * low_frequency_noise((h, w), 16, rng))
@@ -100,6 +103,8 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
     dose = v["dose_e_per_px"]
     signal = rng.poisson(signal * dose).astype(np.float32) / dose
     signal += rng.normal(0, v["detector_noise"], signal.shape).astype(np.float32)
+    # the detector chain low-passes the signal along the scan line (x)
+    signal = cv2.GaussianBlur(signal, (0, 0), sigmaX=v["scan_blur_px"], sigmaY=1e-3)
     # scan lines: per-line gain jitter plus a slow drift down the frame
     drift = np.cumsum(rng.normal(0, 1, h))
     drift = (drift - drift.mean()) / (np.abs(drift - drift.mean()).max() + 1e-6)
