@@ -127,3 +127,12 @@ def test_bundled_experiment_files_validate(tmp_path):
     assert mixes[(60, 340)] == 5 and mixes[(400, 0)] == 5 and (85, 315) in mixes and (90, 310) in mixes
     assert paper.training["iters"] == 100000 and paper.training["batch_size"] == 16
     assert json.dumps(paper.models) == '["unet"]'
+
+
+def test_parallel_jobs_finish_every_run(tmp_path):
+    cfg = dict(TINY, mixes=[{"n_ad": 1, "n_sd": 3}], structures=False)
+    path = write(tmp_path, cfg)
+    results = run_experiment(path, tmp_path / "par", jobs=2, progress=False)
+    assert sorted(r["run_id"] for r in results) == ["unet-small__ad1_sd3__s0", "unet-small__ad1_sd3__s1"]
+    rows = io.read_csv(tmp_path / "par" / "results.csv")
+    assert len(rows) == 2 and all(0 <= float(r["miou"]) <= 1 for r in rows)

@@ -73,6 +73,13 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_sd, tmp_path):
         assert (part / f).exists(), f
 
 
+def test_adamw_option_trains(tiny_sd, tmp_path):
+    best = train(_cfg(tiny_sd, iters=2, optimizer="adamw", lr=1e-3), tmp_path / "a", progress=False)
+    assert best["iteration"] == 2 and 0 <= best["miou"] <= 1
+    with pytest.raises(Exception):
+        _cfg(tiny_sd, optimizer="lbfgs")
+
+
 def test_run_folder_is_not_silently_reused(tiny_sd, tmp_path):
     train(_cfg(tiny_sd, iters=2), tmp_path / "r", progress=False)
     with pytest.raises(NanosegError, match="--resume"):
@@ -90,6 +97,11 @@ def test_cli_train_writes_config_and_metrics(tiny_sd, tmp_path):
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["iteration"] for r in rows] == [1, 2]
     assert {"miou", "acc", "kappa", "dice", "class_iou", "loss"} <= set(rows[0])
+    assert cfg["run"]["n_train"] == 8 and cfg["run"]["device"] == "cpu"
+    # --resume from the CLI reads RUN/config.yaml; a finished run continues to a larger --iters
+    code, out, err = run_cli("train", "--out", tmp_path / "run", "--resume", "--iters", "3")
+    assert code == 0, err
+    assert [r["iteration"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
     code, _, err = run_cli("train", "--train", tiny_sd, "--model", "unet-small", "--iters", "0", "--out",
                            tmp_path / "bad")
     assert code == 2 and "iters" in err

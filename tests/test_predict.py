@@ -107,7 +107,8 @@ def test_predict_end_to_end_with_labelme_round_trip(tiny_checkpoint, tmp_path):
     io.write_png(src / "small.png", big[:50, :60])
     (src / "notes.png").write_text("this is not an image")
     code, out, err = run_cli("predict", "--model", tiny_checkpoint, "--input", src, "--out", tmp_path / "out",
-                             "--tile", "128", "--crop-bottom", "30", "--labelme", "--min-area", "1")
+                             "--tile", "128", "--crop-bottom", "30", "--labelme", "--min-area", "1",
+                             "--min-coverage", "0")
     assert code == 0, err
     assert "notes.png" in err
     o = tmp_path / "out"
@@ -169,3 +170,11 @@ def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path):
 
     model, _ = load_model(tiny_checkpoint)
     assert onnx_parity(model, tmp_path / "m.onnx", shapes=((1, 1, 50, 70), (3, 1, 128, 96)), seed=3) < 1e-4
+
+
+def test_fragments_are_not_counted_as_ring_structures():
+    m = _annulus((200, 200), 100, 100, 60, 5, 0, 40)     # a 40 degree sliver
+    m |= _annulus((200, 200), 100, 100, 25, 4)            # a full ring
+    rows = measure_structures(m)
+    assert len(rows) == 1 and abs(rows[0]["mean_radius_px"] - 25) < 1.5
+    assert len(measure_structures(m, min_coverage=0.0)) == 2

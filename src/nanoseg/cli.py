@@ -182,8 +182,6 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
     if resume and not config and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
     cfg = load_train_config(config, overrides)
-    if resume and config and Path(config) == Path(out) / "config.yaml":
-        pass
     best = do_train(cfg, out, resume=resume)
     click.echo(json.dumps({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
 
@@ -232,11 +230,13 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--overlap", "overlap_px", type=int, default=None)
 @click.option("--batch-size", default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--min-area", "min_area_px", default=20, show_default=True, help="smallest structure (px)")
+@click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
+@click.option("--min-coverage", default=0.25, show_default=True,
+              help="smallest angular coverage of a ring structure (0-1); smaller pieces are fragments")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            min_area_px, write_labelme, overwrite):
+            min_area_px, min_coverage, write_labelme, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
@@ -244,7 +244,7 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
         raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
     cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
-                   min_area_px, write_labelme, overwrite)
+                   min_area_px, min_coverage, write_labelme, overwrite)
     for sk in s["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
     click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s) -> {out}")

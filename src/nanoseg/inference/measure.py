@@ -69,8 +69,18 @@ def measure_component(ys: np.ndarray, xs: np.ndarray) -> dict:
     }
 
 
-def measure_structures(mask: np.ndarray, min_area_px: int = 20, class_index: int = 1) -> list[dict]:
-    """One row per connected ring structure (components smaller than ``min_area_px`` dropped)."""
+MIN_AREA_PX = 30
+MIN_COVERAGE = 0.25
+
+
+def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
+                       class_index: int = 1) -> list[dict]:
+    """One row per connected ring structure.
+
+    Components smaller than ``min_area_px`` or covering less than ``min_coverage`` of
+    the circle around their own centre are fragments, not ring structures, and are
+    dropped (they stay in the mask).
+    """
     fg = (mask == class_index).astype(np.uint8)
     n, labels = cv2.connectedComponents(fg, connectivity=8)
     rows = []
@@ -78,7 +88,9 @@ def measure_structures(mask: np.ndarray, min_area_px: int = 20, class_index: int
         ys, xs = np.nonzero(labels == k)
         if len(xs) < min_area_px:
             continue
-        rows.append(measure_component(ys, xs))
+        row = measure_component(ys, xs)
+        if row["coverage"] >= min_coverage:
+            rows.append(row)
     rows.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
     for i, r in enumerate(rows, 1):
         r["structure_id"] = i

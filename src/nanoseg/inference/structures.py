@@ -21,16 +21,19 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import io
 from ..errors import NanosegError
-from .measure import measure_structures
+from .measure import MIN_AREA_PX, MIN_COVERAGE, measure_structures
 
 CENTRE_TOL = 0.35
 RADIUS_TOL = 0.25
 
 
-def rings_from_meta(meta_path: str | Path) -> list[dict]:
-    """Ground-truth rings of a synthetic image, measured on each ring's own band."""
+def rings_from_meta(meta_path: str | Path, min_area_px: int = MIN_AREA_PX,
+                    min_coverage: float = MIN_COVERAGE) -> list[dict]:
+    """Ground-truth rings of a synthetic image, measured on each ring's own band (same filters
+    as predictions, so a ring cut down to a sliver by the frame edge is not counted)."""
     meta = json.loads(Path(meta_path).read_text())
-    return [dict(r["band"], ring_id=r["id"]) for r in meta.get("rings", []) if "band" in r]
+    return [dict(r["band"], ring_id=r["id"]) for r in meta.get("rings", []) if "band" in r
+            and r["band"]["area_px"] >= min_area_px and r["band"]["coverage"] >= min_coverage]
 
 
 def match(pred: list[dict], gt: list[dict], centre_tol: float = CENTRE_TOL, radius_tol: float = RADIUS_TOL):
@@ -97,13 +100,14 @@ def summarize(per_image: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
     return out
 
 
-def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = 20, **tol) -> dict:
+def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_PX,
+                        min_coverage: float = MIN_COVERAGE, **tol) -> dict:
     """``pred_masks``: name -> mask; ``gt``: name -> mask or list of ring dicts."""
     per_image = []
     for name in sorted(gt):
         g = gt[name]
-        gt_rings = measure_structures(g, min_area_px) if isinstance(g, np.ndarray) else g
-        scores = image_scores(measure_structures(pred_masks[name], min_area_px), gt_rings, **tol)
+        gt_rings = measure_structures(g, min_area_px, min_coverage) if isinstance(g, np.ndarray) else g
+        scores = image_scores(measure_structures(pred_masks[name], min_area_px, min_coverage), gt_rings, **tol)
         scores["image"] = name
         per_image.append(scores)
     result = summarize(per_image)

@@ -79,34 +79,37 @@ def particles_along(pts: np.ndarray, closed: bool, v: dict, r_mean: float, rng,
 
     Returns an (M, 3) array of x, y, radius. Cluster sizes, gaps and scatter come
     from ``v`` (the drawn parameters): particles in real micrographs sit on lines
-    in clumps of 2-6, not as evenly spaced beads.
+    in clumps of 2-6, not as evenly spaced beads. Vectorised: positions along the
+    line are a cumulative sum of particle-to-particle and cluster-to-cluster steps.
     """
     total, at = polyline_frame(pts, closed)
     if total <= 0:
         return np.zeros((0, 3))
     lo, hi = v["cluster_size_range"]
-    out_s, out_off, out_r = [], [], []
-    s = rng.uniform(0, v["cluster_gap"] * 2 * r_mean + r_mean)
-    while s < total:
-        n = int(rng.integers(lo, hi + 1))
-        cluster_off = rng.normal(0.0, radial_jitter * r_mean) if radial_jitter > 0 else 0.0
-        r_prev = None
-        for _ in range(n):
-            r = r_mean * max(0.45, 1.0 + v["particle_size_spread"] * rng.normal())
-            if r_prev is not None:
-                s += (r_prev + r) * rng.uniform(0.75, 1.0)
-            if s >= total:
-                break
-            out_s.append(s)
-            out_off.append(cluster_off + rng.uniform(-1, 1) * v["line_width_jitter"] * r)
-            out_r.append(r)
-            r_prev = r
-        s += (r_prev or r_mean) + r_mean + rng.uniform(0.5, 1.5) * v["cluster_gap"] * 2 * r_mean
-    if not out_s:
+    gap_px = v["cluster_gap"] * 2 * r_mean
+    per_cluster = r_mean * (1.75 * (lo + hi) / 2 + 1) + gap_px  # mean arc length a cluster uses
+    n_clu = int(total / max(per_cluster, 0.5) * 1.3) + 3
+    sizes = rng.integers(lo, hi + 1, n_clu)
+    n = int(sizes.sum())
+    r = r_mean * np.maximum(0.45, 1.0 + v["particle_size_spread"] * rng.standard_normal(n))
+    within = rng.uniform(0.75, 1.0, n)
+    gaps = rng.uniform(0.5, 1.5, n_clu) * gap_px
+    offs = rng.normal(0.0, radial_jitter * r_mean, n_clu) if radial_jitter > 0 else np.zeros(n_clu)
+    side = rng.uniform(-1, 1, n) * v["line_width_jitter"] * r
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    step = np.empty(n)
+    step[1:] = (r[:-1] + r[1:]) * within[1:]
+    step[starts[1:]] = r[starts[1:] - 1] + r_mean + gaps[:-1]   # jump to the next cluster
+    step[0] = rng.uniform(0, gap_px + r_mean)
+    s = np.cumsum(step)
+    keep = s < total
+    if not keep.any():
         return np.zeros((0, 3))
-    p, nrm = at(np.array(out_s))
-    xy = p + nrm * np.array(out_off)[:, None]
-    return np.column_stack([xy, np.array(out_r)])
+    s, r = s[keep], r[keep]
+    off = (np.repeat(offs, sizes) + side)[keep]
+    p, nrm = at(s)
+    xy = p + nrm * off[:, None]
+    return np.column_stack([xy, r])
 
 
 def ring_curve(cx, cy, radius, irregularity, rng, n=None, aspect=1.0, angle=0.0):

@@ -21,6 +21,7 @@ class TrainConfig(BaseModel):
     loss: str = Field("dice", pattern="^(dice|ce|dice\\+ce)$")
     iters: int = Field(1000, ge=1)
     batch_size: int = Field(16, ge=1)
+    optimizer: str = Field("sgd", pattern="^(sgd|adamw)$", description="sgd as the paper; adamw converges faster")
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(4e-5, ge=0)
@@ -46,6 +47,7 @@ def load_train_config(config: str | Path | None, overrides: dict) -> TrainConfig
             raise NanosegError(f"--config: cannot read {config} ({exc})") from None
         if not isinstance(loaded, dict):
             raise NanosegError(f"--config: {config} must be a mapping")
+        loaded.pop("run", None)  # a RUN/config.yaml also records what the run found at start-up
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -20,7 +20,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from .. import io
+from .. import __version__, io
 from ..data.augment import JointTransform
 from ..data.dataset import SegmentationDataset
 from ..errors import NanosegError
@@ -96,7 +96,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     use_amp = cfg.amp and device.type == "cuda"
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = LOSSES[cfg.loss]
     spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE)
@@ -116,9 +120,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     if rank == 0:
         record = cfg.model_dump()
-        record.update({"resumed_from": start_it if resume_state else None, "device": str(device),
-                       "world_size": world, "amp": use_amp, "train_size": train_size,
-                       "n_train": len(train_ds), "n_val": len(val_ds) if val_ds else 0})
+        # what the run found at start-up, kept apart from the settings (``run`` is ignored on --resume)
+        record["run"] = {"resumed_from": start_it if resume_state else None, "device": str(device),
+                         "world_size": world, "amp": use_amp, "train_size": train_size,
+                         "n_train": len(train_ds), "n_val": len(val_ds) if val_ds else 0,
+                         "torch": str(torch.__version__), "nanoseg": __version__}
         io.atomic_write_text(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
 
     # --- loop
