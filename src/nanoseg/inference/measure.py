@@ -39,11 +39,27 @@ def angular_coverage(x, y, cx, cy, bins: int = COVERAGE_BINS) -> float:
     return float(hit.mean())
 
 
+def _centre_line(ys: np.ndarray, xs: np.ndarray):
+    """Pixel coordinates of the skeleton of one component."""
+    from skimage.morphology import skeletonize
+
+    y0, x0 = ys.min(), xs.min()
+    box = np.zeros((ys.max() - y0 + 3, xs.max() - x0 + 3), bool)
+    box[ys - y0 + 1, xs - x0 + 1] = True
+    sy, sx = np.nonzero(skeletonize(box))
+    return (sx + x0 - 1).astype(np.float64), (sy + y0 - 1).astype(np.float64)
+
+
 def measure_component(ys: np.ndarray, xs: np.ndarray) -> dict:
     x = xs.astype(np.float64)
     y = ys.astype(np.float64)
     area = int(len(x))
-    if area >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+    # fit the circle to the band's centre line: on a thick, short arc a fit to all pixels bends
+    # towards the band's inner edge
+    sx, sy = _centre_line(ys, xs)
+    if len(sx) >= 5 and np.ptp(sx) > 0 and np.ptp(sy) > 0:
+        cx, cy, _ = fit_circle(sx, sy)
+    elif area >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
         cx, cy, _ = fit_circle(x, y)
     else:
         cx, cy = float(x.mean()), float(y.mean())
