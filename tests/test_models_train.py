@@ -152,3 +152,22 @@ def test_short_cpu_training_beats_the_background_baseline(tmp_path):
     # predicting all background gives mIoU = (background share)/2, about 0.48 here
     baseline = 0.5 * np.mean([1 - (io.read_mask(p) == 1).mean() for p in (tmp_path / "va" / "masks").iterdir()])
     assert best["miou"] > baseline + 0.15, (best["miou"], baseline)
+
+
+@pytest.mark.slow
+def test_torchrun_data_parallel_on_cpu(tiny_sd, tmp_path):
+    """Two ranks with the gloo backend: the same command line as a single process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nanoseg.cli", "train", "--train", str(tiny_sd), "--val",
+           str(tiny_sd), "--model", "unet-small", "--iters", "2", "--batch-size", "4", "--crop", "48",
+           "--eval-every", "2", "--out", str(tmp_path / "ddp")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["run"]["world_size"] == 2
+    assert (tmp_path / "ddp" / "best.pt").exists() and res.stdout.count('"iteration"') == 1

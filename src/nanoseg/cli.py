@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -183,6 +184,8 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
         config = str(Path(out) / "config.yaml")
     cfg = load_train_config(config, overrides)
     best = do_train(cfg, out, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     click.echo(json.dumps({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
 
 

@@ -52,9 +52,16 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
         "shapes": scene.labelme_shapes,
         "rings": scene.rings,
         "negatives": scene.negatives,
-        "particles": [(round(x, 2), round(y, 2), round(r, 2), KINDS[k], s) for x, y, r, k, s, _ in scene.particles],
+        "particles": _particle_rows(scene.particles),
         "values": values,
     }
+
+
+def _particle_rows(particles) -> list:
+    if not particles:
+        return []
+    xyr = np.round(np.asarray([p[:3] for p in particles], np.float64), 2).tolist()
+    return [(x, y, r, KINDS[p[3]], p[4]) for (x, y, r), p in zip(xyr, particles)]
 
 
 def sample_id(index: int) -> str:

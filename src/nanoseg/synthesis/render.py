@@ -117,7 +117,7 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
     signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_px"])
     dose = v["dose_e_per_px"]
     signal = rng.poisson(signal * dose).astype(np.float32) / dose
-    signal += rng.normal(0, v["detector_noise"], signal.shape).astype(np.float32)
+    signal += np.float32(v["detector_noise"]) * rng.standard_normal(signal.shape, dtype=np.float32)
     # the detector chain low-passes the signal along the scan line (x)
     signal = cv2.GaussianBlur(signal, (0, 0), sigmaX=v["scan_blur_px"], sigmaY=1e-3)
     # scan lines: per-line gain jitter plus a slow drift down the frame
