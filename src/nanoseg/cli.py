@@ -236,10 +236,12 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
 @click.option("--min-coverage", default=0.25, show_default=True,
               help="smallest angular coverage of a ring structure (0-1); smaller pieces are fragments")
+@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True,
+              help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            min_area_px, min_coverage, write_labelme, overwrite):
+            min_area_px, min_coverage, min_radius_px, write_labelme, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
@@ -247,7 +249,7 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
         raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
     cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
-                   min_area_px, min_coverage, write_labelme, overwrite)
+                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite)
     for sk in s["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
     click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s) -> {out}")

@@ -87,15 +87,17 @@ def measure_component(ys: np.ndarray, xs: np.ndarray) -> dict:
 
 MIN_AREA_PX = 30
 MIN_COVERAGE = 0.25
+MIN_RADIUS_PX = 8.0
 
 
 def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
-                       class_index: int = 1) -> list[dict]:
+                       min_radius_px: float = MIN_RADIUS_PX, class_index: int = 1) -> list[dict]:
     """One row per connected ring structure.
 
-    Components smaller than ``min_area_px`` or covering less than ``min_coverage`` of
-    the circle around their own centre are fragments, not ring structures, and are
-    dropped (they stay in the mask).
+    Components smaller than ``min_area_px``, covering less than ``min_coverage`` of
+    the circle around their own centre, or with a mean radius under ``min_radius_px``
+    (a clump of particles, not a loop) are fragments, not ring structures, and are
+    dropped from the measurements (they stay in the mask).
     """
     fg = (mask == class_index).astype(np.uint8)
     n, labels = cv2.connectedComponents(fg, connectivity=8)
@@ -105,7 +107,7 @@ def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_cov
         if len(xs) < min_area_px:
             continue
         row = measure_component(ys, xs)
-        if row["coverage"] >= min_coverage:
+        if row["coverage"] >= min_coverage and row["mean_radius_px"] >= min_radius_px:
             rows.append(row)
     rows.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
     for i, r in enumerate(rows, 1):

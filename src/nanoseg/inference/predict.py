@@ -15,7 +15,7 @@ from ..data.importer import detect_data_bar
 from ..errors import NanosegError
 from ..training.checkpoint import load_model
 from ..training.train import pick_device
-from .measure import MIN_AREA_PX, MIN_COVERAGE, add_physical_units, measure_structures
+from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, add_physical_units, measure_structures
 from .scale import resolve_scale
 from .sliding import predict_probs
 
@@ -71,7 +71,7 @@ def _stats(values):
 def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_bottom=None,
             tile_px: int | None = None, overlap_px: int | None = None, batch_size: int = 4,
             device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
-            write_labelme: bool = False,
+            min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
             overwrite: bool = False, progress: bool = True) -> dict:
     model_dev = pick_device(device)
     model, spec = load_model(model_path, model_dev)
@@ -100,7 +100,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             probs = predict_probs(model, image, tile_px, overlap_px, batch_size, model_dev)
             mask = probs.argmax(0).astype(np.uint8)
             nm, source = resolve_scale(path, scale_nm_per_px)
-            rows = measure_structures(mask, min_area_px, min_coverage)
+            rows = measure_structures(mask, min_area_px, min_coverage, min_radius_px)
             name = path.stem
             if name in per_image:
                 name = f"{name}_{len(per_image)}"
@@ -133,7 +133,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
         io.write_csv(tmp / "review.csv", review)
         summary = {
             "model": str(model_path), "arch": spec["arch"], "tile_px": tile_px, "overlap_px": overlap_px,
-            "min_area_px": min_area_px, "min_coverage": min_coverage,
+            "min_area_px": min_area_px, "min_coverage": min_coverage, "min_radius_px": min_radius_px,
             "n_images": len(per_image), "n_structures": len(all_rows),
             "skipped": [{"file": f, "reason": why} for f, why in problems],
             "overall": {"radius_px": _stats([r["mean_radius_px"] for r in all_rows]),

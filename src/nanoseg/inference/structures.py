@@ -21,7 +21,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import io
 from ..errors import NanosegError
-from .measure import MIN_AREA_PX, MIN_COVERAGE, measure_structures
+from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_structures
 
 CENTRE_TOL = 0.35
 RADIUS_TOL = 0.25
@@ -33,7 +33,8 @@ def rings_from_meta(meta_path: str | Path, min_area_px: int = MIN_AREA_PX,
     as predictions, so a ring cut down to a sliver by the frame edge is not counted)."""
     meta = json.loads(Path(meta_path).read_text())
     return [dict(r["band"], ring_id=r["id"]) for r in meta.get("rings", []) if "band" in r
-            and r["band"]["area_px"] >= min_area_px and r["band"]["coverage"] >= min_coverage]
+            and r["band"]["area_px"] >= min_area_px and r["band"]["coverage"] >= min_coverage
+            and r["band"]["mean_radius_px"] >= MIN_RADIUS_PX]
 
 
 def match(pred: list[dict], gt: list[dict], centre_tol: float = CENTRE_TOL, radius_tol: float = RADIUS_TOL):
