@@ -19,6 +19,8 @@ from ..data import labelme
 from ..inference.measure import measure_component
 
 REFERENCE_CROP_PX = 321
+RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
+MIN_PARTICLE_SHARE = 0.5     # of a ring band's angular extent that particles must actually cover
 
 # particle kinds (stored in the meta file)
 KINDS = ("ring", "network", "chain", "arc", "loop", "cluster", "scattered", "big")
@@ -200,6 +202,7 @@ def ring_band(cx: float, cy: float, parts: np.ndarray, radius: float, fill_px: f
     return {
         "shapes": shapes,
         "coverage": float(sel.mean()),
+        "particle_coverage": float(covered.mean()),
         "r_inner_px": float(inner[sel].mean()),
         "r_outer_px": float(outer[sel].mean()),
     }
@@ -290,17 +293,20 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
                     ring_specs.append((cx2, cy2, R2, irr2))
 
     mask = np.zeros(shape, dtype=np.uint8)
-    fill_px = 2 * r_mean * (v["cluster_gap"] * 1.5 + 1) + 4
+    # rings are denser than loose chains (clusters at most 1.2 diameters apart), so that a ring
+    # reads as a ring; the band bridges the gaps between clusters but never a sixth of the circle
+    v_ring = dict(v, cluster_gap=min(v["cluster_gap"], RING_MAX_CLUSTER_GAP))
     # largest first, so a nested ring's band is painted after its host's hole
     for cx, cy, R, irr in sorted(ring_specs, key=lambda s: -s[2]):
+        fill_px = min(2 * r_mean * (v_ring["cluster_gap"] * 1.5 + 1) + 4, max(4 * r_mean, math.pi * R / 3))
         curve = ring_curve(cx, cy, R, irr, rng)
-        parts = particles_along(curve, True, v, r_mean, rng, radial_jitter=v["ring_radial_jitter"])
+        parts = particles_along(curve, True, v_ring, r_mean, rng, radial_jitter=v["ring_radial_jitter"])
         parts = _cut_gaps(parts, cx, cy, R, v["ring_coverage"], fill_px, rng)
         if len(parts) < 4:
             continue
         band = ring_band(cx, cy, parts, R, fill_px)
-        if band is None:
-            continue
+        if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
+            continue  # too few particles to read as a ring
         trial = scene.labelme_shapes + band["shapes"]
         m_new = labelme.rasterize({"shapes": trial}, shape)
         m_band = labelme.rasterize({"shapes": band["shapes"]}, shape)
