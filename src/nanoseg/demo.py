@@ -11,7 +11,6 @@ micrograph from the study's source dataset (Boiko et al. 2020, CC BY 4.0).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from importlib import resources
@@ -23,7 +22,7 @@ import numpy as np
 from . import io
 from .data.augment import augment_dataset
 from .data.dataset import load_arrays
-from .data.mix import check_disjoint, mix, split
+from .data.mix import check_disjoint, merge_pools, mix, split
 from .experiments.figures import prediction_panel
 from .inference.predict import predict
 from .synthesis import load_params, synthesize_dataset
@@ -65,7 +64,7 @@ def run_demo(out="runs/demo", seed: int = 0, iters: int = 600, overwrite: bool =
         assert not check_disjoint(data / "ad_train", data / "ad_test")
         augment_dataset(data / "ad_train", data / "ad_pool", n=96, seed=seed)
         sd_pool = data / "sd_pool"
-        _merge(sd_pool, [data / "sd_simple", data / "sd_realistic"])
+        merge_pools(sd_pool, [data / "sd_simple", data / "sd_realistic"])
         _step("3/6 training sets: 12 AD + 36 SD (mix) and 48 AD (control)")
         mix(data / "ad_pool", sd_pool, 12, 36, seed, data / "train_mix")
         mix(data / "ad_pool", None, 48, 0, seed, data / "train_ad")
@@ -118,17 +117,3 @@ def _relabel_source(folder: Path, source: str) -> None:
         r["source"] = source
         r["note"] = "synthetic stand-in for authentic data"
     io.write_csv(folder / "manifest.csv", rows)
-
-
-def _merge(dst: Path, sources: list[Path]) -> None:
-    with io.atomic_dir(dst) as tmp:
-        rows = []
-        for s in sources:
-            for sub in ("images", "masks"):
-                (tmp / sub).mkdir(exist_ok=True)
-            for r in io.read_csv(s / "manifest.csv"):
-                new = f"{s.name}__{r['id']}"
-                for sub in ("images", "masks"):
-                    shutil.copyfile(s / sub / f"{r['id']}.png", tmp / sub / f"{new}.png")
-                rows.append(dict(r, id=new, group=new))
-        io.write_csv(tmp / "manifest.csv", rows)

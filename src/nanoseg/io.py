@@ -96,6 +96,17 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Origins of tiles covering ``length`` with at least ``overlap`` px shared by neighbours."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile + 1, step))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
 # ---------------------------------------------------------------- atomic output
 
 @contextlib.contextmanager

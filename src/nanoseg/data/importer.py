@@ -85,17 +85,6 @@ def _mask_from_png(path: Path, shape) -> np.ndarray:
     raise NanosegError(f"{path}: mask values {sorted(vals)[:6]} are neither 0/255 nor class indices 0/1/255")
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins covering ``length`` with at least ``overlap`` px between neighbours."""
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
-
-
 def import_folder(src: str | Path, out: str | Path, label_map: dict | None = None, line_width_px: int = 10,
                   crop_bottom: int | str | None = None, tile_px: int | None = None, overlap_px: int = 64,
                   strict: bool = False, overwrite: bool = False, progress: bool = True) -> ImportReport:
@@ -118,8 +107,6 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                 ip = "?"
             report.skipped.append((str(jp), f"image {ip!r} not found"))
     if not images:
-        if report.skipped and strict is False:
-            pass
         raise NanosegError(f"{src}: no micrographs found (PNG, JPEG, TIFF)")
     label_map = labelme.DEFAULT_LABEL_MAP if label_map is None else {k.lower(): v for k, v in label_map.items()}
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
@@ -157,8 +144,8 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
             group = img_path.stem
             tiles = [(0, 0, img.shape[0], img.shape[1])]
             if tile_px:
-                tiles = [(y, x, tile_px, tile_px) for y in tile_starts(img.shape[0], tile_px, overlap_px)
-                         for x in tile_starts(img.shape[1], tile_px, overlap_px)]
+                tiles = [(y, x, tile_px, tile_px) for y in io.tile_starts(img.shape[0], tile_px, overlap_px)
+                         for x in io.tile_starts(img.shape[1], tile_px, overlap_px)]
             for ti, (y, x, th, tw) in enumerate(tiles):
                 sid = group if not tile_px else f"{group}__t{ti:03d}"
                 timg, tmask = img[y:y + th, x:x + tw], mask[y:y + th, x:x + tw]

@@ -82,15 +82,16 @@ def class_of(label: str, label_map: dict[str, int]) -> int | None:
 
 
 def rasterize(data: dict, shape_hw: tuple[int, int], label_map: dict[str, int] | None = None,
-              line_width_px: int = 10, warn=None) -> np.ndarray:
+              line_width_px: int = 10, warn=None, base: np.ndarray | None = None) -> np.ndarray:
     """Class-index mask (uint8) of a labelme document, shapes painted in file order.
 
     Unknown labels and ``point`` shapes are skipped with a warning through ``warn``;
-    shapes reaching outside the image are clipped (and warned about).
+    shapes reaching outside the image are clipped (and warned about). ``base``: a mask
+    to paint over (the result of the shapes before these).
     """
     label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
     warn = warn or (lambda msg: None)
-    mask = np.zeros(shape_hw, dtype=np.uint8)
+    mask = np.zeros(shape_hw, dtype=np.uint8) if base is None else base.copy()
     h, w = shape_hw
     for i, shape in enumerate(data.get("shapes", [])):
         label = str(shape.get("label", ""))

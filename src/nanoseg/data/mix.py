@@ -57,6 +57,22 @@ def mix(ad: str | Path | None, sd: str | Path | None, n_ad: int, n_sd: int, seed
     return rows
 
 
+def merge_pools(dst: str | Path, parts: list[Path], source: str = "sd") -> list[dict]:
+    """One pool from several dataset folders; ids (and groups) get the folder name as prefix."""
+    with io.atomic_dir(dst) as tmp:
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        rows = []
+        for part in map(Path, parts):
+            for r in read_manifest(part):
+                new = f"{part.name}__{r['id']}"
+                _copy_sample(part, r["id"], tmp, new)
+                rows.append({"id": new, "source": source, "group": new, "original_id": r["id"],
+                             "style": part.name})
+        io.write_csv(tmp / "manifest.csv", rows)
+    return rows
+
+
 def split_groups(rows: list[dict], test_fraction: float, seed: int) -> tuple[set, set]:
     groups = sorted({r.get("group", r["id"]) for r in rows})
     if len(groups) < 2:

@@ -14,6 +14,7 @@ are identical in every shard, so shards can run on different machines.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -26,7 +27,7 @@ import yaml
 
 from .. import io
 from ..data.augment import augment_dataset
-from ..data.mix import check_disjoint, mix, split
+from ..data.mix import check_disjoint, merge_pools, mix, split
 from ..errors import NanosegError
 from ..synthesis import load_params, synthesize_dataset
 from .config import ExperimentConfig, load_experiment
@@ -100,22 +101,8 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
                 parts.append(_once(data / f"sd_{k}_{s.preset}", lambda f, s=s, k=k: synthesize_dataset(
                     f, s.n, cfg.seed + 2000 + k, load_params(s.preset, overrides=s.overrides), s.preset, size,
                     workers=0, start_index=k * 10_000_000)))
-            sd_pool = _once(data / "sd_pool", lambda f: _merge_pools(f, parts))
+            sd_pool = _once(data / "sd_pool", lambda f: merge_pools(f, parts))
     return {"ad_pool": data / "ad_pool", "sd_pool": sd_pool, "test": data / "test"}
-
-
-def _merge_pools(dst: Path, parts: list[Path]) -> None:
-    with io.atomic_dir(dst) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "masks").mkdir()
-        rows = []
-        for p in parts:
-            for r in io.read_csv(p / "manifest.csv"):
-                new = f"{p.name}__{r['id']}"
-                for sub in ("images", "masks"):
-                    shutil.copyfile(p / sub / f"{r['id']}.png", tmp / sub / f"{new}.png")
-                rows.append({"id": new, "source": "sd", "group": new, "original_id": r["id"], "style": p.name})
-        io.write_csv(tmp / "manifest.csv", rows)
 
 
 def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int | None, progress: bool) -> dict:
@@ -131,7 +118,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     run_dir = out / "runs" / run["run_id"]
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return io_read_json(result_path)
+        return json.loads(result_path.read_text())
     if threads:
         torch.set_num_threads(threads)
     train_dir = out / "data" / "mixes" / f"ad{run['n_ad']}_sd{run['n_sd']}__s{run['seed']}"
@@ -160,12 +147,6 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
                       radius_rel_err=s["radius_rel_err"], count_abs_err=s["count_abs_err"])
     io.write_json(result_path, result)
     return result
-
-
-def io_read_json(path):
-    import json
-
-    return json.loads(Path(path).read_text())
 
 
 def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress: bool = True) -> list[dict]:

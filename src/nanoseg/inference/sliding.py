@@ -5,15 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
+from ..io import tile_starts
 
 
 def edge_taper(n: int, overlap: int, start_inside: bool, end_inside: bool) -> np.ndarray:

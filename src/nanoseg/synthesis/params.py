@@ -9,7 +9,6 @@ own scale unless the name says ``_nm``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,6 +26,7 @@ class SynthParams(BaseModel):
     scale_nm_per_px: Range = Field((0.7, 2.0), description="pixel size; sets particle size in px")
     particle_diameter_nm: Range = Field((5.0, 8.0), description="Pd particle diameter (Boiko 2020: ~5-8 nm)")
     particle_size_spread: Range = Field((0.1, 0.25), description="relative std of particle radius within an image")
+    particle_yield_spread: Range = Field((0.05, 0.2), description="relative std of particle brightness (facets, size)")
     cluster_size: IntRange = Field((2, 6), description="touching particles per cluster along a line")
     cluster_gap: Range = Field((0.3, 1.8), description="gap between clusters, in particle diameters")
     line_width_jitter: Range = Field((0.3, 1.2), description="sideways scatter of particles about a line, in radii")
@@ -53,7 +53,7 @@ class SynthParams(BaseModel):
     texture_strength: Range = Field((0.02, 0.08), description="relative amplitude of low-frequency texture")
     gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across the image")
     # image formation (Cizmar et al., Scanning 30(5), 2008)
-    edge_gain: Range = Field((0.1, 0.5), description="secondary-electron edge brightening factor")
+    edge_gain: Range = Field((0.05, 0.35), description="secondary-electron edge brightening factor")
     psf_sigma_px: Range = Field((0.7, 1.5), description="Gaussian beam blur")
     dose_e_per_px: Range = Field((25.0, 160.0), description="shot-noise dose; lower is noisier")
     scan_blur_px: Range = Field((0.2, 0.8), description="detector bandwidth: blur of the noise along the scan line")

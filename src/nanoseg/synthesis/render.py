@@ -17,7 +17,7 @@ import numpy as np
 from .scene import Scene
 
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
-MAX_SECANT = 3.0      # caps the edge brightening at grazing slopes
+MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
 
 
 def low_frequency_noise(shape, cells: int, rng: np.random.Generator) -> np.ndarray:

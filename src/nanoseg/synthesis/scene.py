@@ -308,7 +308,9 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
             continue  # too few particles to read as a ring
         trial = scene.labelme_shapes + band["shapes"]
-        m_new = labelme.rasterize({"shapes": trial}, shape)
+        # labelme paints in order, so painting the new shapes over the current mask equals
+        # rasterising the whole list
+        m_new = labelme.rasterize({"shapes": band["shapes"]}, shape, base=mask)
         m_band = labelme.rasterize({"shapes": band["shapes"]}, shape)
         # keep labels order-independent: the union of bands must equal labelme's painting
         if not np.array_equal(m_new, np.maximum(mask, m_band)) or not m_band.any():
@@ -317,8 +319,9 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         sid = len(scene.rings)
         inside = (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2]) & \
                  (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        for x, y, r in parts:
-            scene.particles.append((x, y, r, 0, sid, 1.0))
+        ylds = 1.0 + v["particle_yield_spread"] * rng.standard_normal(len(parts))
+        for (x, y, r), yl in zip(parts, ylds):
+            scene.particles.append((x, y, r, 0, sid, float(max(yl, 0.5))))
         rho = np.hypot(parts[:, 0] - cx, parts[:, 1] - cy)
         scene.rings.append({
             "id": sid, "type": "ring", "cx": float(cx), "cy": float(cy),
@@ -342,8 +345,9 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         ok = dist[yi, xi] > parts[:, 2] + margin
         ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
         ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        for x, y, r in parts[ok]:
-            scene.particles.append((float(x), float(y), float(r), kind, sid, yld))
+        ylds = yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(int(ok.sum())))
+        for (x, y, r), yl in zip(parts[ok], ylds):
+            scene.particles.append((float(x), float(y), float(r), kind, sid, float(max(yl, 0.5))))
         return int(ok.sum())
 
     diag = math.hypot(h, w)

@@ -74,12 +74,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         if (out / "config.yaml").exists():
             raise NanosegError(f"{out}: run folder exists (use --resume to continue it, or another --out)")
         raise NanosegError(f"{out}: output folder exists and is not empty")
-    if resume and not last_path.exists():
-        if out.exists() and any(out.iterdir()) and (out / "config.yaml").exists():
-            pass  # killed before its first checkpoint: start over in place
-        resume_state = None
-    else:
-        resume_state = checkpoint.load(last_path) if resume else None
+    # --resume without last.pt (killed before its first checkpoint) starts over in place
+    resume_state = checkpoint.load(last_path) if resume and last_path.exists() else None
     out.mkdir(parents=True, exist_ok=True)
 
     # --- data
