@@ -69,6 +69,15 @@ def test_data_bar_cropping_explicit_and_auto(tmp_path):
     assert io.read_mask(tmp_path / "fixed" / "masks" / "x.png").shape == (150, 160)
 
 
+def test_data_bar_of_a_real_hitachi_micrograph_is_found():
+    from nanoseg.demo import example_micrograph
+
+    img = io.read_gray(example_micrograph())
+    assert img.shape == (1024, 1280)
+    assert detect_data_bar(img) == 134          # rows 890-1023
+    assert detect_data_bar(img[:890]) == 0      # nothing left to cut
+
+
 def test_tiling_round_trip(tmp_path):
     img = _micrograph(300, 420, seed=3)
     src = tmp_path / "src"
@@ -134,3 +143,24 @@ def test_nothing_imported_exits_2_and_writes_nothing(tmp_path):
     empty.mkdir()
     code, _, err = run_cli("import", empty, "--out", tmp_path / "out2")
     assert code == 2 and "no micrographs" in err and str(empty) in err
+
+
+def test_real_micrograph_with_labelme_json_imports_cropped_and_tiled(tmp_path):
+    """The packaged Hitachi micrograph as it comes from the microscope, with a labelme ring."""
+    import shutil
+
+    from nanoseg.demo import example_micrograph
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copyfile(example_micrograph(), src / "mic.png")
+    _labelme(src / "mic.json", 1280, 1024, "mic.png", [
+        {"label": "ring", "points": [[640, 400], [640, 460]], "shape_type": "circle"},
+        {"label": "_background_", "points": [[640, 400], [640, 450]], "shape_type": "circle"}])
+    rep = import_folder(src, tmp_path / "out", crop_bottom="auto", tile_px=321, overlap_px=64, progress=False)
+    assert len(rep.imported) == 1
+    rows = io.read_csv(tmp_path / "out" / "manifest.csv")
+    assert {r["crop_bottom"] for r in rows} == {"134"} and {r["group"] for r in rows} == {"mic"}
+    assert len(rows) == 4 * 5   # 890 rows: tiles at 0, 257, 514, 569; 1280 columns: 5 tiles
+    ring_px = sum(int((io.read_mask(tmp_path / "out" / "masks" / f"{r['id']}.png") == 1).sum()) for r in rows)
+    assert ring_px > 0

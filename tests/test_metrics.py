@@ -44,16 +44,22 @@ def test_all_ignored_gives_zeros():
 
 
 def test_dice_loss_matches_paddleseg_definition():
-    logits = torch.tensor([[[[2.0, -1.0], [0.5, 0.0]], [[-1.0, 1.0], [0.0, 3.0]]]])
-    labels = torch.tensor([[[0, 1], [255, 1]]])
+    """PaddleSeg 2.8 DiceLoss: per image and class, (2I + 1) / (P + G + 1 + 1e-8), mean over images, then classes."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2, 4, 5)
+    labels = torch.randint(0, 2, (3, 4, 5))
+    labels[0, 0, :3] = 255
     p = torch.softmax(logits, 1)
-    valid = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
-    dices = []
+    total = 0.0
     for c in range(2):
-        g = (labels == c).float() * valid
-        pc = p[0, c] * valid
-        dices.append((2 * (pc * g).sum() + 1) / (pc.sum() + g.sum() + 1))
-    expected = 1 - (dices[0] + dices[1]) / 2
+        per_image = []
+        for n in range(3):
+            valid = (labels[n] != 255).float()
+            g = (labels[n] == c).float() * valid
+            pc = p[n, c] * valid
+            per_image.append(1 - (2 * (pc * g).sum() + 1) / (pc.sum() + g.sum() + 1 + 1e-8))
+        total += sum(per_image) / 3
+    expected = total / 2
     assert float(dice_loss(logits, labels)) == pytest.approx(float(expected), abs=1e-6)
     perfect = torch.tensor([[[[50.0, -50.0]], [[-50.0, 50.0]]]])
     assert float(dice_loss(perfect, torch.tensor([[[0, 1]]]))) < 0.2  # smooth=1 keeps it above 0

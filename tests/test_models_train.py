@@ -80,6 +80,16 @@ def test_adamw_option_trains(tiny_sd, tmp_path):
         _cfg(tiny_sd, optimizer="lbfgs")
 
 
+def test_mixed_image_sizes_need_a_crop(tiny_sd, tiny_simple, tmp_path):
+    from nanoseg.data.mix import mix
+
+    mix(tiny_sd, tiny_simple, 2, 2, seed=0, out=tmp_path / "mixed")   # 96 px and 80 px images
+    with pytest.raises(NanosegError, match="--crop"):
+        train(_cfg(tmp_path / "mixed", crop=None, iters=1), tmp_path / "r", progress=False)
+    best = train(_cfg(tmp_path / "mixed", crop=64, iters=1, eval_every=1), tmp_path / "r2", progress=False)
+    assert best["iteration"] == 1
+
+
 def test_run_folder_is_not_silently_reused(tiny_sd, tmp_path):
     train(_cfg(tiny_sd, iters=2), tmp_path / "r", progress=False)
     with pytest.raises(NanosegError, match="--resume"):

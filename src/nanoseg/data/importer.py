@@ -35,24 +35,26 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def detect_data_bar(img: np.ndarray, min_rows: int = 20) -> int:
+def detect_data_bar(img: np.ndarray, min_rows: int = 20, max_fraction: float = 0.3) -> int:
     """Rows of an instrument data bar at the bottom (0 if none).
 
-    SEM data bars are a band of uniform dark (or bright) rows under the image,
-    carrying text. We look for the lowest row from which the bottom block starts
-    with a row of nearly constant value (the bar's border), scanning upwards.
+    SEM data bars (Hitachi, FEI, Zeiss, JEOL) are a block of rows whose background is
+    black or white, carrying sparse text, ticks and a scale bar: the median of every
+    bar row is that background level, while micrograph rows have a median well away
+    from it. We walk up from the bottom row while the row median stays at that level.
     """
     h = img.shape[0]
-    rows = img.astype(np.float32)
-    row_std = rows.std(axis=1)
-    row_mean = rows.mean(axis=1)
-    # a bar begins with a run of flat rows (std < 3) of a single level, in the bottom 30%
-    for y in range(int(h * 0.7), h - min_rows):
-        if row_std[y] < 3.0 and row_std[y + 1] < 3.0 and abs(row_mean[y] - row_mean[y + 1]) < 2:
-            above = rows[max(0, y - 8):y]
-            if above.size and above.std(axis=1).mean() > 6.0:
-                return h - y
-    return 0
+    med = np.median(img, axis=1)
+    level = med[-1]
+    if not (level <= 10 or level >= 245):
+        return 0
+    y = h - 1
+    while y > 0 and abs(med[y - 1] - level) <= 3:
+        y -= 1
+    bar = h - y
+    if bar < min_rows or bar > max_fraction * h or y == 0 or abs(med[y - 1] - level) < 15:
+        return 0
+    return int(bar)
 
 
 def _find_annotation(img_path: Path) -> tuple[str, Path] | None:

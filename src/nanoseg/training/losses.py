@@ -1,4 +1,4 @@
-"""Losses: Dice as PaddleSeg's DiceLoss (softmax, one-hot, ignore mask, smooth=1), CE, Dice+CE."""
+"""Losses: Dice as PaddleSeg 2.8's DiceLoss (softmax, one-hot, ignore mask, smooth=1, per image), CE, Dice+CE."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ IGNORE_INDEX = 255
 
 def dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0, eps: float = 1e-8,
               ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """1 - soft Dice per class over the whole batch, averaged over classes."""
+    """1 - soft Dice, exactly as PaddleSeg 2.8's DiceLoss: per image and class (sums over the
+    pixels of one image), averaged over the batch, then over the classes."""
     num_classes = logits.shape[1]
     valid = (labels != ignore_index)
     safe = torch.where(valid, labels, torch.zeros_like(labels))
@@ -18,8 +19,8 @@ def dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0, e
     probs = F.softmax(logits.float(), dim=1).to(logits.dtype)
     v = valid.unsqueeze(1).to(logits.dtype)
     probs, onehot = probs * v, onehot * v
-    dims = (0, 2, 3)
-    inter = (probs * onehot).sum(dims)
+    dims = (2, 3)
+    inter = (probs * onehot).sum(dims)                  # (N, C)
     card = probs.sum(dims) + onehot.sum(dims)
     dice = (2 * inter + smooth) / (card + smooth + eps)
     return (1 - dice).mean()

@@ -83,6 +83,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     train_ds = SegmentationDataset(cfg.train, transform=transform, crop_px=cfg.crop, seed=cfg.seed)
     if len(train_ds) == 0:
         raise NanosegError(f"--train: {cfg.train} holds no samples")
+    if cfg.crop is None and len({im.shape for im in train_ds.images}) > 1:
+        raise NanosegError(f"--crop: training images in {cfg.train} differ in size; give --crop PX "
+                           "(or tile them with `nanoseg import --tile`)")
     val_ds = SegmentationDataset(cfg.val) if cfg.val else None
     train_size = cfg.crop or int(train_ds.images[0].shape[0])
 
