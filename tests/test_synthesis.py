@@ -128,6 +128,22 @@ def test_invalid_config_values_are_refused(tmp_path, yaml_text, needle):
         load_params("realistic", cfg)
 
 
+def test_parameters_from_the_command_line(tmp_path):
+    code, _, err = run_cli("synth", "--out", tmp_path / "a", "--n", "2", "--size", "64", "--workers", "1",
+                           "--set", "ring_radius_px=[20, 21]", "--set", "flakes=[0, 0]")
+    assert code == 0, err
+    import json
+
+    rows = io.read_csv(tmp_path / "a" / "manifest.csv")
+    assert json.loads(rows[0]["params"])["flakes"] == 0
+    saved = json.loads((tmp_path / "a" / "synth.json").read_text())["params"]
+    assert saved["ring_radius_px"] == [20.0, 21.0]
+    code, _, err = run_cli("synth", "--out", tmp_path / "b", "--n", "2", "--set", "ring_radius_px=[30, 10]")
+    assert code == 2 and "--set" in err and "ring_radius_px" in err and not (tmp_path / "b").exists()
+    code, _, err = run_cli("synth", "--out", tmp_path / "c", "--n", "2", "--set", "oops")
+    assert code == 2 and "NAME=VALUE" in err
+
+
 def test_non_empty_output_needs_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

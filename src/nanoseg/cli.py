@@ -47,15 +47,28 @@ def demo(out, seed, iters, overwrite):
 @click.option("--preset", default="realistic", show_default=True, help="realistic | simple")
 @click.option("--size", default="321", show_default=True, help="N or WxH in pixels (>= 64)")
 @click.option("--config", type=click.Path(), help="YAML of generator parameter overrides")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="override one parameter, e.g. --set 'ring_radius_px=[20, 60]' (after --config)")
 @click.option("--workers", default=0, help="processes (0: all cores)")
 @click.option("--gallery", type=click.Path(dir_okay=False), help="write a PNG grid with mask overlays")
 @click.option("--overwrite", is_flag=True, help="replace a non-empty output folder")
-def synth(out, n, seed, preset, size, config, workers, gallery, overwrite):
+def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite):
     """Render synthetic SEM micrographs with exact ring masks and labelme files."""
+    import yaml
+
     from .synthesis import load_params, synthesize_dataset
     from .synthesis.gallery import write_gallery
 
-    params = load_params(preset, config)
+    overrides = {}
+    for item in sets:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise NanosegError(f"--set: {item!r} must read NAME=VALUE")
+        try:
+            overrides[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise NanosegError(f"--set: cannot parse the value of {name.strip()!r}") from None
+    params = load_params(preset, config, overrides)
     hw = _size(size)
     synthesize_dataset(out, n, seed, params, preset, hw, workers=workers, overwrite=overwrite)
     if gallery:

@@ -130,5 +130,5 @@ def load_params(preset: str = "realistic", config: str | Path | None = None,
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "parameters"
-        src = f"{config}: " if config else ""
+        src = f"{config}: " if config and where not in (overrides or {}) else ("--set: " if overrides else "")
         raise NanosegError(f"{src}invalid generator parameter {where}: {err['msg']}") from None
