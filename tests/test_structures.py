@@ -33,7 +33,7 @@ def test_missing_ring_added_arc_and_scaled_radius():
     pred = np.zeros_like(gt)
     _ring(pred, 100, 100, 60)             # kept exactly
     _ring(pred, 290, 110, 55)             # radius scaled by 10%
-    _ring(pred, 300, 300, 45, a0=0, a1=150)  # an arc (150 deg) that is not in the ground truth
+    _ring(pred, 300, 300, 45, a0=0, a1=200)  # an arc (200 deg) that is not in the ground truth
     # ring at (110, 290) removed
     r = evaluate_structures({"a": pred}, {"a": gt})
     assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(2 / 3)

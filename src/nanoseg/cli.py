@@ -247,7 +247,7 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--batch-size", default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
-@click.option("--min-coverage", default=0.25, show_default=True,
+@click.option("--min-coverage", default=0.4, show_default=True,
               help="smallest angular coverage of a ring structure (0-1); smaller pieces are fragments")
 @click.option("--min-radius", "min_radius_px", default=8.0, show_default=True,
               help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")

@@ -86,7 +86,7 @@ def measure_component(ys: np.ndarray, xs: np.ndarray) -> dict:
 
 
 MIN_AREA_PX = 30
-MIN_COVERAGE = 0.25
+MIN_COVERAGE = 0.4
 MIN_RADIUS_PX = 8.0
 
 
