@@ -70,7 +70,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if out.exists() and any(out.iterdir()) and not resume:
+    if rank == 0 and out.exists() and any(out.iterdir()) and not resume:  # rank 0 alone: no race
         if (out / "config.yaml").exists():
             raise NanosegError(f"{out}: run folder exists (use --resume to continue it, or another --out)")
         raise NanosegError(f"{out}: output folder exists and is not empty")
@@ -81,6 +81,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     # --- data
     transform = JointTransform(cfg.augment_strength) if cfg.augment else None
     train_ds = SegmentationDataset(cfg.train, transform=transform, crop_px=cfg.crop, seed=cfg.seed)
+    if cfg.batch_size < world:
+        raise NanosegError(f"--batch-size: {cfg.batch_size} is smaller than the {world} processes")
     if len(train_ds) == 0:
         raise NanosegError(f"--train: {cfg.train} holds no samples")
     if cfg.crop is None and len({im.shape for im in train_ds.images}) > 1:
