@@ -41,7 +41,7 @@ def shape_to_mask(shape_hw: tuple[int, int], points, shape_type: str | None,
     """Boolean mask of one labelme shape, drawn as labelme draws it (PIL, pixel centres)."""
     img = Image.fromarray(np.zeros(shape_hw, dtype=np.uint8))
     draw = ImageDraw.Draw(img)
-    xy = [tuple(float(v) for v in p) for p in points]
+    xy = [tuple(p) for p in np.asarray(points, dtype=float).reshape(-1, 2).tolist()]
     shape_type = shape_type or "polygon"
     if shape_type == "circle":
         if len(xy) != 2:
@@ -134,7 +134,7 @@ def load(path: str | Path) -> dict:
 def polygon_shape(points: Iterable, label: str) -> dict:
     return {
         "label": label,
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+        "points": np.round(np.asarray(points, dtype=float).reshape(-1, 2), 2).tolist(),
         "group_id": None,
         "description": "",
         "shape_type": "polygon",

@@ -345,10 +345,12 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         ok = dist[yi, xi] > parts[:, 2] + margin
         ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
         ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        ylds = yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(int(ok.sum())))
-        for (x, y, r), yl in zip(parts[ok], ylds):
-            scene.particles.append((float(x), float(y), float(r), kind, sid, float(max(yl, 0.5))))
-        return int(ok.sum())
+        n_ok = int(ok.sum())
+        ylds = np.maximum(yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(n_ok)), 0.5)
+        kept = parts[ok]
+        scene.particles.extend(zip(kept[:, 0].tolist(), kept[:, 1].tolist(), kept[:, 2].tolist(),
+                                   [kind] * n_ok, [sid] * n_ok, ylds.tolist()))
+        return n_ok
 
     diag = math.hypot(h, w)
     if rng.uniform() < v["network_prob"]:
@@ -373,6 +375,10 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
             mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len) * np.array([-(q - p)[1], (q - p)[0]]) / seg_len
             t = np.linspace(0, 1, max(8, int(seg_len / 2)))[:, None]
             curve = (1 - t) ** 2 * p + 2 * (1 - t) * t * mid + t**2 * q
+            lo_xy, hi_xy = curve.min(axis=0), curve.max(axis=0)
+            if hi_xy[0] < -4 * r_mean or lo_xy[0] > w + 4 * r_mean or hi_xy[1] < -4 * r_mean \
+                    or lo_xy[1] > h + 4 * r_mean:
+                continue  # most of the network lies outside the frame: place nothing there
             n = add(particles_along(curve, False, v, r_mean, rng), 1)
             if n:
                 scene.negatives.append({"type": "network_edge", "from": p.tolist(), "to": q.tolist()})
