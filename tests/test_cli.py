@@ -23,3 +23,29 @@ def test_bad_usage_exits_2():
     assert code == 2 and "--out" in err
     code, _, err = run_cli("no-such-command")
     assert code == 2
+
+
+def test_one_line_errors_name_the_file_or_parameter(tmp_path):
+    missing = tmp_path / "nope"
+    cases = [
+        (("augment", "--in", missing, "--out", tmp_path / "a", "--n", "3"), str(missing)),
+        (("mix", "--ad", missing, "--n-ad", "2", "--out", tmp_path / "m"), str(missing)),
+        (("mix", "--n-ad", "0", "--n-sd", "0", "--out", tmp_path / "m"), "--n-ad"),
+        (("train", "--train", missing, "--out", tmp_path / "r", "--iters", "1"), str(missing)),
+        (("evaluate", "--model", missing), "--model/--data"),
+        (("evaluate",), "--pred/--gt"),
+        (("export", "--model", missing, "--onnx", tmp_path / "m.onnx"), "--model"),
+        (("experiment", "report", missing), str(missing)),
+        (("predict", "--model", missing, "--input", tmp_path, "--out", tmp_path / "p"), "--model"),
+        (("predict", "--model", missing, "--input", tmp_path, "--out", tmp_path / "p",
+          "--scale-nm-per-px", "-1"), "--scale-nm-per-px"),
+        (("split", missing, "--train", tmp_path / "tr"), "--train/--test"),
+    ]
+    for args, needle in cases:
+        code, out, err = run_cli(*args)
+        assert code == 2, (args, out, err)
+        assert needle in err, (args, err)
+        assert err.startswith("error: ") or "Error" in err
+        assert len(err.strip().splitlines()) == 1, (args, err)
+    for name in ("a", "m", "r", "m.onnx", "p", "tr"):
+        assert not (tmp_path / name).exists(), name

@@ -76,9 +76,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         raise NanosegError(f"{out}: output folder exists and is not empty")
     # --resume without last.pt (killed before its first checkpoint) starts over in place
     resume_state = checkpoint.load(last_path) if resume and last_path.exists() else None
-    out.mkdir(parents=True, exist_ok=True)
 
-    # --- data
+    # --- data (read before the run folder exists, so bad input leaves nothing behind)
     transform = JointTransform(cfg.augment_strength) if cfg.augment else None
     train_ds = SegmentationDataset(cfg.train, transform=transform, crop_px=cfg.crop, seed=cfg.seed)
     if cfg.batch_size < world:
@@ -90,6 +89,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                            "(or tile them with `nanoseg import --tile`)")
     val_ds = SegmentationDataset(cfg.val) if cfg.val else None
     train_size = cfg.crop or int(train_ds.images[0].shape[0])
+    out.mkdir(parents=True, exist_ok=True)
 
     # --- model, optimiser
     torch.manual_seed(cfg.seed)
