@@ -128,6 +128,7 @@ def test_predict_end_to_end_with_labelme_round_trip(tiny_checkpoint, tmp_path):
     assert big_rows and all(r["scale_source"] == "metadata:fei" and float(r["mean_radius_nm"]) ==
                             pytest.approx(float(r["mean_radius_px"])) for r in big_rows)
     assert all(r["mean_radius_nm"] == "" for r in rows if r["image"] == "small")
+    assert all(0 <= float(r["mean_confidence"]) <= 1 for r in rows)
     review = io.read_csv(o / "review.csv")
     assert len(review) == 2
     # labelme round trip: predict --labelme -> import reproduces the predicted masks exactly
@@ -150,6 +151,14 @@ def test_predict_bad_model_and_nothing_half_written(tmp_path, tiny_sd):
     code, _, err = run_cli("predict", "--model", tmp_path / "other.pt", "--input", tiny_sd, "--out", tmp_path / "o")
     assert code == 2 and "not a nanoseg checkpoint" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o")] == []
+
+
+def test_predict_with_no_usable_input_writes_nothing(tiny_checkpoint, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    code, _, err = run_cli("predict", "--model", tiny_checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "o")
+    assert code == 2 and "broken.png" in err and "none of 1" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_incompatible_checkpoint_is_refused(tiny_checkpoint, tmp_path):

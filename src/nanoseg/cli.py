@@ -266,8 +266,6 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
     for sk in s["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
     click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s) -> {out}")
-    if s["n_images"] == 0:
-        sys.exit(2)
 
 
 @cli.command()

@@ -100,7 +100,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             probs = predict_probs(model, image, tile_px, overlap_px, batch_size, model_dev)
             mask = probs.argmax(0).astype(np.uint8)
             nm, source = resolve_scale(path, scale_nm_per_px)
-            rows = measure_structures(mask, min_area_px, min_coverage, min_radius_px)
+            rows = measure_structures(mask, min_area_px, min_coverage, min_radius_px, confidence=probs[1])
             name = path.stem
             if name in per_image:
                 name = f"{name}_{len(per_image)}"
@@ -108,7 +108,6 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             for r in rows:
                 add_physical_units(r, nm, source)
                 r["image"] = name
-                r["mean_confidence"] = fg_conf
             all_rows += rows
             io.write_png(tmp / "masks" / f"{name}.png", mask)
             io.write_png(tmp / "overlays" / f"{name}.png", draw_overlay(image, mask, rows))
@@ -128,6 +127,9 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             }
             review.append({"image": name, "mean_confidence": fg_conf, "n_structures": len(rows),
                            "file": str(path)})
+        if not per_image:
+            first = problems[0] if problems else ("?", "?")
+            raise NanosegError(f"--input: none of {len(files)} file(s) could be used ({first[0]}: {first[1]})")
         io.write_csv(tmp / "structures.csv", all_rows, STRUCTURE_COLUMNS)
         review.sort(key=lambda r: (np.nan_to_num(r["mean_confidence"], nan=-1.0), r["image"]))
         io.write_csv(tmp / "review.csv", review)
