@@ -133,7 +133,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     batches = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, epoch)
     save_every = cfg.save_every or cfg.eval_every
     end_it = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
-    bar = tqdm(total=cfg.iters, initial=start_it, desc="train", unit="it", disable=not progress or rank != 0)
+    bar = tqdm(total=cfg.iters, initial=start_it, desc="train", unit="it", mininterval=0.5,
+               disable=not progress or rank != 0)
     model.train()
     t0 = time.time()
     loss_avg = None
