@@ -26,8 +26,8 @@ def low_frequency_noise(shape, cells: int, rng: np.random.Generator) -> np.ndarr
     gh = max(2, int(round(cells * h / max(h, w)))) + 1
     gw = max(2, int(round(cells * w / max(h, w)))) + 1
     grid = rng.standard_normal((gh, gw)).astype(np.float32)
-    out = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
-    return (out - out.mean()) / (out.std() + 1e-6)
+    grid = (grid - grid.mean()) / (grid.std() + 1e-6)  # normalise the few grid values, not the image
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles) -> None:

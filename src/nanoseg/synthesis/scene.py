@@ -308,10 +308,10 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
             continue  # too few particles to read as a ring
         trial = scene.labelme_shapes + band["shapes"]
-        # labelme paints in order, so painting the new shapes over the current mask equals
-        # rasterising the whole list
-        m_new = labelme.rasterize({"shapes": band["shapes"]}, shape, base=mask)
-        m_band = labelme.rasterize({"shapes": band["shapes"]}, shape)
+        painted = _paint_band(mask, band["shapes"])
+        if painted is None:
+            continue
+        m_new, m_band = painted
         # keep labels order-independent: the union of bands must equal labelme's painting
         if not np.array_equal(m_new, np.maximum(mask, m_band)) or not m_band.any():
             continue
@@ -456,6 +456,28 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         scene.pits.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2, 10) * r_mean / 2,
                            rng.uniform(0.1, 0.35)))
     return scene, mask
+
+
+def _paint_band(mask: np.ndarray, shapes: list[dict]):
+    """(mask with ``shapes`` painted over it, mask of ``shapes`` alone), both full size.
+
+    labelme paints in order, so painting new shapes over the current mask equals
+    rasterising the whole list. Only the shapes' bounding box is rasterised (PIL's
+    rasterisation does not change under integer shifts), which keeps this cheap.
+    """
+    h, w = mask.shape
+    pts = np.concatenate([np.asarray(sh["points"], float) for sh in shapes])
+    x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 3, [w, h])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    shifted = [dict(sh, points=(np.asarray(sh["points"], float) - [x0, y0]).tolist()) for sh in shapes]
+    box = (y1 - y0, x1 - x0)
+    m_band = np.zeros_like(mask)
+    m_band[y0:y1, x0:x1] = labelme.rasterize({"shapes": shifted}, box)
+    m_new = mask.copy()
+    m_new[y0:y1, x0:x1] = labelme.rasterize({"shapes": shifted}, box, base=mask[y0:y1, x0:x1])
+    return m_new, m_band
 
 
 def _ring_extent(cx, cy, R, irr, r_mean, v):
