@@ -24,7 +24,7 @@ from .data.augment import augment_dataset
 from .errors import NanosegError
 from .data.dataset import load_arrays
 from .data.mix import check_disjoint, merge_pools, mix, split
-from .experiments.figures import prediction_panel
+from .figures import prediction_panel
 from .inference.predict import predict
 from .synthesis import load_params, synthesize_dataset
 from .training.checkpoint import load_model

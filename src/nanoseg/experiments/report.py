@@ -13,7 +13,7 @@ import yaml
 
 from .. import io
 from ..errors import NanosegError
-from . import figures
+from .. import figures
 
 METRICS = ("miou", "acc", "kappa", "dice")
 EXTRA = ("ring_f1", "radius_rel_err")

@@ -18,13 +18,9 @@ from .unet import UNet
 
 NORMALIZE = {"mean": 0.5, "std": 0.5}  # PaddleSeg's default Normalize, on 0-1 input
 
-EXAMPLE_NAMES = ["unet", "unet-small", "smp:Unet:resnet18", "smp:DeepLabV3:resnet18", "smp:DeepLabV3Plus:resnet18",
-                 "smp:PSPNet:resnet18", "smp:FPN:resnet18", "smp:UnetPlusPlus:resnet18", "smp:Linknet:resnet18",
-                 "smp:MAnet:resnet18", "smp:PAN:resnet18", "smp:UPerNet:resnet18", "smp:Segformer:mit_b0"]
-
 
 class SegmentationNet(nn.Module):
-    """Normalise, pad to a multiple of ``stride`` (reflect), run the network, crop back."""
+    """Normalise, pad to a multiple of ``stride`` (edge replicate), run the network, crop back."""
 
     def __init__(self, net: nn.Module, stride: int, mean: float = NORMALIZE["mean"], std: float = NORMALIZE["std"]):
         super().__init__()

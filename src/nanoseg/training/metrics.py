@@ -49,12 +49,6 @@ class AreaAccumulator:
         self.label += lab
         self.n_images += 1
 
-    def merge(self, other: "AreaAccumulator"):
-        self.intersect += other.intersect
-        self.pred += other.pred
-        self.label += other.label
-        self.n_images += other.n_images
-
     def compute(self) -> dict:
         return metrics_from_areas(self.intersect, self.pred, self.label, self.n_images)
 

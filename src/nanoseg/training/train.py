@@ -188,7 +188,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         if val_ds is None and end_it == cfg.iters:
             checkpoint.save(best_path, spec, model, iteration=end_it, metrics={})
         if (out / "metrics.jsonl").exists():
-            from ..experiments.figures import plot_curve
+            from ..figures import plot_curve
 
             plot_curve(read_metrics(out / "metrics.jsonl"), out / "curve.png")
     if world > 1:

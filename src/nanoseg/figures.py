@@ -100,17 +100,3 @@ def metric_vs_fraction(summary_rows: list[dict], path, metric: str = "miou", con
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
-
-
-def image_grid(tiles: list[np.ndarray], path, ncols: int = 4, titles=None, figsize_per=2.6) -> None:
-    n = len(tiles)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(figsize_per * ncols, figsize_per * nrows), squeeze=False)
-    for k, a in enumerate(axes.ravel()):
-        a.set_axis_off()
-        if k < n:
-            t = tiles[k]
-            a.imshow(t, cmap=None if t.ndim == 3 else "gray", vmin=0, vmax=255)
-            if titles:
-                a.set_title(titles[k], fontsize=8)
-    _save(fig, path)
