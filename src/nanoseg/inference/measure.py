@@ -16,12 +16,21 @@ COVERAGE_BINS = 180  # 2 degree bins
 
 def fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Algebraic (Kasa) least-squares circle through points: (cx, cy, r)."""
-    a = np.column_stack([x, y, np.ones_like(x)])
-    b = x * x + y * y
-    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
-    cx, cy = sol[0] / 2, sol[1] / 2
-    r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 0.0))
-    return float(cx), float(cy), r
+    # normal equations on centred coordinates (well conditioned; no threaded LAPACK call on tiny problems)
+    mx, my = float(x.mean()), float(y.mean())
+    u, v = x - mx, y - my
+    b = u * u + v * v
+    suu, svv, suv = float(u @ u), float(v @ v), float(u @ v)
+    rhs = np.array([float(u @ b), float(v @ b)])
+    det = suu * svv - suv * suv
+    if det <= 1e-12 * max(suu * svv, 1e-300):  # collinear points: no circle
+        sol = np.linalg.lstsq(np.column_stack([u, v, np.ones_like(u)]), b, rcond=None)[0]
+        cu, cv = sol[0] / 2, sol[1] / 2
+        return float(cu + mx), float(cv + my), math.sqrt(max(sol[2] + cu * cu + cv * cv, 0.0))
+    cu = 0.5 * (svv * rhs[0] - suv * rhs[1]) / det
+    cv = 0.5 * (suu * rhs[1] - suv * rhs[0]) / det
+    r = math.sqrt(max(float(b.mean()) + cu * cu + cv * cv, 0.0))
+    return float(cu + mx), float(cv + my), r
 
 
 def angular_coverage(x, y, cx, cy, bins: int = COVERAGE_BINS) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -10,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import orjson
 from tqdm import tqdm
 
 from .. import io
@@ -57,34 +59,73 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     }
 
 
-def _particle_rows(particles) -> list:
-    if not particles:
+def _particle_rows(particles: np.ndarray) -> list:
+    """Meta rows (x, y, r, kind name, structure id) of the scene's particle table."""
+    if not len(particles):
         return []
-    xyr = np.round(np.asarray([p[:3] for p in particles], np.float64), 2).tolist()
-    return [(x, y, r, KINDS[p[3]], p[4]) for (x, y, r), p in zip(xyr, particles)]
+    xyr = np.round(particles[:, :3], 2).tolist()
+    kinds = [KINDS[k] for k in particles[:, 3].astype(np.int64).tolist()]
+    return [[x, y, r, kind, sid] for (x, y, r), kind, sid in zip(xyr, kinds, particles[:, 4].astype(np.int64).tolist())]
 
 
 def sample_id(index: int) -> str:
     return f"sd_{index:06d}"
 
 
-def _write_one(args) -> dict:
-    out, params_json, seed, index, size_hw, preset = args
+_TUNED = False
+
+
+def _tune_process() -> None:
+    """One-time settings for a process that renders many images.
+
+    OpenCV runs single-threaded (the workers already use every core). glibc's
+    malloc is told to keep freed memory: by default the ~1 MB image-sized
+    temporaries of every render go back to the kernel and come again as fresh,
+    zero-filled pages, which cost about 5 ms of system time per image.
+    """
+    global _TUNED
+    if _TUNED:
+        return
+    _TUNED = True
+    import ctypes
+    import ctypes.util
+
     import cv2
 
     cv2.setNumThreads(1)
-    params = SynthParams.model_validate_json(params_json)
-    s = synthesize_sample(params, seed, index, size_hw)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)  # blocks up to 32 MB come from the heap ...
+        libc.mallopt(m_trim_threshold, 128 << 20)  # ... which keeps up to 128 MB of free memory
+    except (OSError, AttributeError):  # not glibc (macOS, musl): only slower
+        pass
+
+
+@functools.lru_cache(maxsize=4)
+def _params_from_json(params_json: str) -> SynthParams:
+    return SynthParams.model_validate_json(params_json)
+
+
+def _json_bytes(obj) -> bytes:
+    """JSON as orjson writes it (10x faster than ``json`` on the per-image meta files)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=float)
+
+
+def _write_one(args) -> dict:
+    out, params_json, seed, index, size_hw, preset = args
+    _tune_process()
+    s = synthesize_sample(_params_from_json(params_json), seed, index, size_hw)
     sid = sample_id(index)
     out = Path(out)
-    io.write_png(out / "images" / f"{sid}.png", s["image"])
-    io.write_png(out / "masks" / f"{sid}.png", s["mask"])
+    (out / "images" / f"{sid}.png").write_bytes(io.encode_png(s["image"]))
+    (out / "masks" / f"{sid}.png").write_bytes(io.encode_png(s["mask"]))
     doc = labelme.document(s["shapes"], f"../images/{sid}.png", s["image"].shape)
-    (out / "labelme" / f"{sid}.json").write_text(json.dumps(doc))
+    (out / "labelme" / f"{sid}.json").write_bytes(_json_bytes(doc))
     meta = {"id": sid, "seed": seed, "index": index, "preset": preset, "values": s["values"],
             "rings": s["rings"], "negatives": s["negatives"],
             "particles": {"columns": ["x", "y", "r", "kind", "structure_id"], "rows": s["particles"]}}
-    (out / "meta" / f"{sid}.json").write_text(json.dumps(meta, default=float))
+    (out / "meta" / f"{sid}.json").write_bytes(_json_bytes(meta))
     return {
         "id": sid, "source": "sd", "group": sid, "preset": preset, "seed": seed, "index": index,
         "height": s["image"].shape[0], "width": s["image"].shape[1], "n_rings": len(s["rings"]),

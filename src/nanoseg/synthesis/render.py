@@ -18,6 +18,37 @@ from .scene import Scene
 
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
 MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
+EXACT_SHOT_NOISE_BELOW = 4.0  # expected counts under which the fast sampler defers to exact sampling
+
+
+def shot_noise_counts(mean_counts: np.ndarray, rng: np.random.Generator, exact: bool = False) -> np.ndarray:
+    """Poisson-distributed electron counts per pixel, ``mean_counts`` = dose x yield (float32 out).
+
+    ``exact``: numpy's Poisson sampler (about 5 ms for 321x321, a quarter of the
+    generator's per-image budget). Otherwise each count is the third-order
+    Cornish-Fisher quantile of Poisson(lam) at a standard normal draw,
+    ``lam + sqrt(lam) z + (z^2 - 1)/6 + (z - z^3)/(72 sqrt(lam))``, rounded to a whole
+    count. That matches the Poisson mean, variance and skewness, and its total
+    variation distance to the exact Poisson pmf is below 0.005 for lam >= 4 (checked
+    in the tests); pixels with lam < 4, where the expansion degrades, are sampled
+    exactly. Cost: about 1 ms.
+    """
+    lam = np.maximum(np.asarray(mean_counts, np.float32), 0)
+    if exact:
+        return rng.poisson(lam).astype(np.float32)
+    z = rng.standard_normal(lam.shape, dtype=np.float32)
+    root = np.sqrt(lam)
+    x = z * z
+    x -= 1
+    x *= np.float32(1 / 6)
+    x += lam
+    x += root * z
+    x += z * (1 - z * z) / (72 * np.maximum(root, np.float32(1)))
+    counts = np.maximum(np.rint(x), 0)
+    low = lam < EXACT_SHOT_NOISE_BELOW
+    if low.any():
+        counts[low] = rng.poisson(lam[low])
+    return counts
 
 
 def low_frequency_noise(shape, cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -30,17 +61,56 @@ def low_frequency_noise(shape, cells: int, rng: np.random.Generator) -> np.ndarr
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles) -> None:
-    """Sphere caps sqrt(r^2 - d^2) of all particles, highest wins (vectorised over particles)."""
-    if not particles:
+def texture_field(shape, rng: np.random.Generator) -> np.ndarray:
+    """Support texture: 0.7 x noise with ~4 features across plus 0.3 x noise with ~16, unit-ish std.
+
+    Both grids are combined at the finer grid's size, so only one full-size resize is paid.
+    """
+    h, w = shape
+    fine = low_frequency_noise((max(3, int(round(16 * h / max(h, w)))) + 1,
+                                max(3, int(round(16 * w / max(h, w)))) + 1), 4, rng)
+    fine = 0.7 * fine + 0.3 * low_frequency_noise(fine.shape, 16, rng)
+    return cv2.resize(fine, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def smooth_glow(metal: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of ``metal``; wide kernels run at half resolution (4x fewer taps, same look)."""
+    if sigma_px < 3:
+        return cv2.GaussianBlur(metal, (0, 0), sigma_px)
+    h, w = metal.shape
+    half = cv2.resize(metal, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    half = cv2.GaussianBlur(half, (0, 0), sigma_px / 2)
+    return cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def surface_slope_secant(height: np.ndarray) -> np.ndarray:
+    """sqrt(1 + |grad h|^2) (central differences, one-sided at the border), capped at MAX_SECANT."""
+    g2 = np.zeros_like(height)
+    d = np.empty_like(height)
+    d[:, 1:-1] = height[:, 2:] - height[:, :-2]
+    d[:, 1:-1] *= 0.5
+    d[:, 0] = height[:, 1] - height[:, 0]
+    d[:, -1] = height[:, -1] - height[:, -2]
+    g2 += d * d
+    d[1:-1] = height[2:] - height[:-2]
+    d[1:-1] *= 0.5
+    d[0] = height[1] - height[0]
+    d[-1] = height[-1] - height[-2]
+    g2 += d * d
+    g2 += 1
+    return np.minimum(np.sqrt(g2), np.float32(MAX_SECANT))
+
+
+def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles: np.ndarray) -> None:
+    """Sphere caps sqrt(r^2 - d^2) of all particles (rows x, y, r, kind, id, yield), highest wins."""
+    if not len(particles):
         return
     h, w = height.shape
-    arr = np.asarray([(p[0], p[1], p[2], p[5]) for p in particles], np.float64)
-    for lo, hi in ((0, 3), (3, 8), (8, np.inf)):  # size classes keep the stamp windows small
-        sel = arr[(arr[:, 2] >= lo) & (arr[:, 2] < hi)]
-        if not len(sel):
-            continue
-        k = int(np.ceil(sel[:, 2].max())) * 2 + 2
+    arr = np.asarray(particles, np.float64)[:, [0, 1, 2, 5]]
+    size_class = np.ceil(arr[:, 2]).astype(np.int64)
+    for rc in np.unique(size_class):  # one window size per whole-pixel radius keeps the windows small
+        sel = arr[size_class == rc]
+        k = int(rc) * 2 + 2
         x0 = np.floor(sel[:, 0] - sel[:, 2]).astype(np.int64)
         y0 = np.floor(sel[:, 1] - sel[:, 2]).astype(np.int64)
         grid = np.arange(k)
@@ -74,37 +144,57 @@ def scene_surface(scene: Scene, rng: np.random.Generator, v: dict):
         support_h += soft * height_px
         yld *= 1.0 + gain * soft
     for poly, height_px, yl in scene.debris:
-        m = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(m, [np.round(poly * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
+        # work in the debris' bounding box only
+        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, [w, h])
+        if x0 >= x1 or y0 >= y1:
+            continue
+        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(m, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
         if not m.any():
             continue
         d = cv2.distanceTransform(m, cv2.DIST_L2, 3)
         bump = np.sqrt(np.minimum(d, height_px) * height_px)  # rounded cap, flat top
-        support_h += bump * (1.0 + 0.3 * low_frequency_noise((h, w), 24, rng)) * (m > 0)
-        yld[m > 0] = yl
-    particle_h = np.zeros((h, w), np.float32)
-    _stamp_spheres(particle_h, yld, scene.particles)
-    return support_h + particle_h, yld
+        lumpy = 1.0 + 0.3 * low_frequency_noise(m.shape, max(2, round(24 * max(m.shape) / max(h, w))), rng)
+        support_h[y0:y1, x0:x1] += bump * lumpy * (m > 0)
+        yld[y0:y1, x0:x1][m > 0] = yl
+    height = np.zeros((h, w), np.float32)
+    _stamp_spheres(height, yld, scene.particles)
+    height += support_h
+    return height, yld
 
 
 def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.ndarray:
-    """The 8-bit SEM image of ``scene`` with the drawn imaging parameters ``v``."""
+    """The 8-bit SEM image of ``scene`` with the drawn imaging parameters ``v``.
+
+    Operations run in place on float32 images: at 321x321 each whole-image pass
+    costs ~50 us, and the generator's budget is ~20 ms per image.
+    """
     h, w = scene.shape
     height, yld = scene_surface(scene, rng, v)
-    gy, gx = np.gradient(height)
-    secant = np.minimum(np.sqrt(1.0 + gx * gx + gy * gy), MAX_SECANT)
-    signal = yld * (1.0 + v["edge_gain"] * (secant - 1.0))
+    # SE edge effect: yield x (1 + edge_gain (sec(slope) - 1))
+    signal = surface_slope_secant(height)
+    signal -= 1
+    signal *= np.float32(v["edge_gain"])
+    signal += 1
+    signal *= yld
     # diffuse glow: electrons backscattered by the metal raise the SE yield of the support nearby
-    metal = np.maximum(yld - SUPPORT_YIELD, 0).astype(np.float32)
-    signal += v["halo_strength"] * cv2.GaussianBlur(metal, (0, 0), v["halo_sigma_px"])
-    # support texture, light-to-dark ramp and pits
-    signal *= 1.0 + v["texture_strength"] * (0.7 * low_frequency_noise((h, w), 4, rng)
-                                             + 0.3 * low_frequency_noise((h, w), 16, rng))
+    metal = yld
+    metal -= SUPPORT_YIELD
+    np.maximum(metal, 0, out=metal)
+    glow = smooth_glow(metal, v["halo_sigma_px"])
+    glow *= np.float32(v["halo_strength"])
+    signal += glow
+    # support texture and a light-to-dark ramp (a sum of a row and a column vector)
+    texture = texture_field((h, w), rng)
+    texture *= np.float32(v["texture_strength"])
+    texture += 1
+    signal *= texture
     ang = rng.uniform(0, 2 * np.pi)
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
-    ramp = ((xs - w / 2) * math.cos(ang) + (ys - h / 2) * math.sin(ang)) / (0.5 * math.hypot(h, w))
-    signal *= 1.0 + v["gradient_strength"] * ramp
+    k = v["gradient_strength"] / (0.5 * math.hypot(h, w))
+    signal *= (xs - w / 2) * np.float32(k * math.cos(ang)) + (1 + (ys - h / 2) * np.float32(k * math.sin(ang)))
     for px, py, pr, depth in scene.pits:
         # a Gaussian dip, evaluated only where it matters (4 sigma)
         y0, y1 = max(0, int(py - 4 * pr)), min(h, int(py + 4 * pr) + 1)
@@ -112,12 +202,16 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
         if y0 < y1 and x0 < x1:
             d2 = (xs[:, x0:x1] - px) ** 2 + (ys[y0:y1] - py) ** 2
             signal[y0:y1, x0:x1] *= 1.0 - depth * np.exp(-d2 / (2 * pr * pr))
-    signal = np.maximum(signal, 0).astype(np.float32)
+    np.maximum(signal, 0, out=signal)
     # beam blur, then shot noise at the dose, then detector noise
     signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_px"])
-    dose = v["dose_e_per_px"]
-    signal = rng.poisson(signal * dose).astype(np.float32) / dose
-    signal += np.float32(v["detector_noise"]) * rng.standard_normal(signal.shape, dtype=np.float32)
+    dose = np.float32(v["dose_e_per_px"])
+    signal *= dose
+    signal = shot_noise_counts(signal, rng, exact=v.get("shot_noise") == "exact")
+    signal /= dose
+    noise = rng.standard_normal(signal.shape, dtype=np.float32)
+    noise *= np.float32(v["detector_noise"])
+    signal += noise
     # the detector chain low-passes the signal along the scan line (x)
     signal = cv2.GaussianBlur(signal, (0, 0), sigmaX=v["scan_blur_px"], sigmaY=1e-3)
     # scan lines: per-line gain jitter plus a slow drift down the frame
@@ -127,7 +221,11 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
     signal *= gain[:, None].astype(np.float32)
     # brightness/contrast/gamma: support -> background_level, particle centre -> particle_level
     g = v["gamma"]
-    t = np.power(np.maximum(signal, 0), g)
-    t_bg, t_p = SUPPORT_YIELD**g, 1.0
-    out = v["background_level"] + (t - t_bg) * (v["particle_level"] - v["background_level"]) / (t_p - t_bg)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    np.maximum(signal, 0, out=signal)
+    t = np.power(signal, np.float32(g), out=signal)
+    t_bg = SUPPORT_YIELD**g
+    scale = (v["particle_level"] - v["background_level"]) / (1.0 - t_bg)
+    t *= np.float32(scale)
+    t += np.float32(v["background_level"] - t_bg * scale + 0.5)  # + 0.5: truncation below rounds
+    np.clip(t, 0, 255, out=t)
+    return t.astype(np.uint8)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy.spatial import Voronoi
 
 from ..data import labelme
@@ -29,7 +30,8 @@ KINDS = ("ring", "network", "chain", "arc", "loop", "cluster", "scattered", "big
 @dataclass
 class Scene:
     shape: tuple[int, int]
-    particles: list = field(default_factory=list)  # (x, y, r, kind, structure_id, yield)
+    # (N, 6): x, y, r, kind (index into KINDS), structure_id (ring id or -1), yield
+    particles: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
     rings: list = field(default_factory=list)      # dicts, see ring_band
     negatives: list = field(default_factory=list)  # dicts: type and geometry
     debris: list = field(default_factory=list)     # (polygon Nx2, height_px, yield)
@@ -55,63 +57,77 @@ def sample_values(params, rng: np.random.Generator) -> dict:
 
 # ------------------------------------------------------------------ curves
 
-def polyline_frame(pts: np.ndarray, closed: bool):
-    """Cumulative arc length, and a function giving point and unit normal at arc length s."""
-    if closed:
-        pts = np.vstack([pts, pts[:1]])
+def particles_along_many(curves, closed: bool, v: dict, r_mean: float, rng, radial_jitter: float = 0.0):
+    """Clusters of touching particles along several polylines at once (see ``particles_on_polylines``)."""
+    curves = [np.vstack([c, c[:1]]) if closed else np.asarray(c, float) for c in curves if len(c) >= 2]
+    if not curves:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    return particles_on_polylines(np.concatenate(curves), np.array([len(c) for c in curves]), v, r_mean, rng,
+                                  radial_jitter)
+
+
+def particles_on_polylines(pts: np.ndarray, counts: np.ndarray, v: dict, r_mean: float, rng,
+                           radial_jitter: float = 0.0):
+    """Clusters of touching particles along open polylines, with gaps between clusters.
+
+    ``pts`` holds the polylines' vertices one after another, ``counts`` how many
+    belong to each. Returns an (M, 3) array of x, y, radius and the (M,) index of
+    the polyline each particle sits on. Cluster sizes, gaps and scatter come from
+    ``v`` (the drawn parameters): particles in real micrographs sit on lines in
+    clumps of 2-6, not as evenly spaced beads. All polylines share one set of
+    random draws and one cumulative sum of particle-to-particle and
+    cluster-to-cluster steps, which restarts at each polyline: a network of 30
+    edges costs about what one edge costs.
+    """
+    empty = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    if not len(counts):
+        return empty
+    n_curves = len(counts)
     seg = np.diff(pts, axis=0)
     seglen = np.hypot(seg[:, 0], seg[:, 1])
-    s = np.concatenate([[0.0], np.cumsum(seglen)])
-
-    def at(si: np.ndarray):
-        si = np.asarray(si, dtype=float)
-        x = np.interp(si, s, pts[:, 0])
-        y = np.interp(si, s, pts[:, 1])
-        k = np.clip(np.searchsorted(s, si, side="right") - 1, 0, len(seg) - 1)
-        t = seg[k] / np.maximum(seglen[k], 1e-9)[:, None]
-        normal = np.stack([-t[:, 1], t[:, 0]], axis=1)
-        return np.stack([x, y], axis=1), normal
-
-    return s[-1], at
-
-
-def particles_along(pts: np.ndarray, closed: bool, v: dict, r_mean: float, rng,
-                    radial_jitter: float = 0.0):
-    """Clusters of touching particles along a polyline, with gaps between clusters.
-
-    Returns an (M, 3) array of x, y, radius. Cluster sizes, gaps and scatter come
-    from ``v`` (the drawn parameters): particles in real micrographs sit on lines
-    in clumps of 2-6, not as evenly spaced beads. Vectorised: positions along the
-    line are a cumulative sum of particle-to-particle and cluster-to-cluster steps.
-    """
-    total, at = polyline_frame(pts, closed)
-    if total <= 0:
-        return np.zeros((0, 3))
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])          # first point of each curve
+    seglen[first[1:] - 1] = 1.0                                      # the jump between curves: never sampled
+    s_pts = np.concatenate([[0.0], np.cumsum(seglen)])
+    s0 = s_pts[first]
+    length = s_pts[first + counts - 1] - s0
     lo, hi = v["cluster_size_range"]
     gap_px = v["cluster_gap"] * 2 * r_mean
     per_cluster = r_mean * (1.75 * (lo + hi) / 2 + 1) + gap_px  # mean arc length a cluster uses
-    n_clu = int(total / max(per_cluster, 0.5) * 1.3) + 3
-    sizes = rng.integers(lo, hi + 1, n_clu)
+    n_clu = (length / max(per_cluster, 0.5) * 1.3).astype(np.int64) + 3
+    sizes = rng.integers(lo, hi + 1, int(n_clu.sum()))
     n = int(sizes.sum())
     r = r_mean * np.maximum(0.45, 1.0 + v["particle_size_spread"] * rng.standard_normal(n))
     within = rng.uniform(0.75, 1.0, n)
-    gaps = rng.uniform(0.5, 1.5, n_clu) * gap_px
-    offs = rng.normal(0.0, radial_jitter * r_mean, n_clu) if radial_jitter > 0 else np.zeros(n_clu)
+    gaps = rng.uniform(0.5, 1.5, len(sizes)) * gap_px
+    offs = rng.normal(0.0, radial_jitter * r_mean, len(sizes)) if radial_jitter > 0 else np.zeros(len(sizes))
     side = rng.uniform(-1, 1, n) * v["line_width_jitter"] * r
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    lead = rng.uniform(0, gap_px + r_mean, n_curves)
+    clu_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])         # first particle of each cluster
+    curve_first = clu_start[np.concatenate([[0], np.cumsum(n_clu)[:-1]])]
     step = np.empty(n)
     step[1:] = (r[:-1] + r[1:]) * within[1:]
-    step[starts[1:]] = r[starts[1:] - 1] + r_mean + gaps[:-1]   # jump to the next cluster
-    step[0] = rng.uniform(0, gap_px + r_mean)
-    s = np.cumsum(step)
-    keep = s < total
+    step[clu_start[1:]] = r[clu_start[1:] - 1] + r_mean + gaps[:-1]  # jump to the next cluster
+    step[curve_first] = lead
+    cum = np.cumsum(step)
+    cid = np.repeat(np.repeat(np.arange(n_curves), n_clu), sizes)
+    s = cum - (cum[curve_first] - lead)[cid]                          # arc length within its own curve
+    keep = s < length[cid]
     if not keep.any():
-        return np.zeros((0, 3))
-    s, r = s[keep], r[keep]
+        return empty
+    s, r, cid = s[keep], r[keep], cid[keep]
     off = (np.repeat(offs, sizes) + side)[keep]
-    p, nrm = at(s)
-    xy = p + nrm * off[:, None]
-    return np.column_stack([xy, r])
+    sg = s + s0[cid]
+    x = np.interp(sg, s_pts, pts[:, 0])
+    y = np.interp(sg, s_pts, pts[:, 1])
+    k = np.clip(np.searchsorted(s_pts, sg, side="right") - 1, 0, len(seg) - 1)
+    t = seg[k] / np.maximum(seglen[k], 1e-9)[:, None]
+    return np.column_stack([x - t[:, 1] * off, y + t[:, 0] * off, r]), cid
+
+
+def particles_along(pts: np.ndarray, closed: bool, v: dict, r_mean: float, rng,
+                    radial_jitter: float = 0.0) -> np.ndarray:
+    """(M, 3) x, y, radius of particle clusters along one polyline (see ``particles_along_many``)."""
+    return particles_along_many([pts], closed, v, r_mean, rng, radial_jitter)[0]
 
 
 def ring_curve(cx, cy, radius, irregularity, rng, n=None, aspect=1.0, angle=0.0):
@@ -155,12 +171,12 @@ def ring_band(cx: float, cy: float, parts: np.ndarray, radius: float, fill_px: f
     rho = np.hypot(dx, dy)
     ang = np.mod(np.arctan2(dy, dx), 2 * math.pi)
     half = np.arcsin(np.clip(parts[:, 2] / np.maximum(rho, 1e-6), 0, 1))
-    for a, h, p, r in zip(ang, half, rho, parts[:, 2]):
-        b0 = int(math.floor((a - h) / width))
-        b1 = int(math.floor((a + h) / width))
-        idx = np.arange(b0, b1 + 1) % k
-        inner[idx] = np.minimum(inner[idx], p - r - 0.5)
-        outer[idx] = np.maximum(outer[idx], p + r + 0.5)
+    b0 = np.floor((ang - half) / width).astype(np.int64)
+    nb = np.floor((ang + half) / width).astype(np.int64) - b0 + 1     # bins each particle spans
+    which = np.repeat(np.arange(len(parts)), nb)
+    idx = (b0[which] + np.arange(len(which)) - np.repeat(np.cumsum(nb) - nb, nb)) % k
+    np.minimum.at(inner, idx, (rho - parts[:, 2] - 0.5)[which])
+    np.maximum.at(outer, idx, (rho + parts[:, 2] + 0.5)[which])
     covered = np.isfinite(inner)
     if covered.sum() < 3:
         return None
@@ -216,36 +232,22 @@ def _empty_runs(covered: np.ndarray):
     if not covered.any():
         return [(0, k)]
     shift = int(np.flatnonzero(covered)[0])
-    c = np.roll(covered, -shift)
-    runs, i = [], 0
-    while i < k:
-        if not c[i]:
-            j = i
-            while j < k and not c[j]:
-                j += 1
-            runs.append(((i + shift) % k, j - i))
-            i = j
-        else:
-            i += 1
-    return runs
+    c = np.concatenate([np.roll(covered, -shift), [True]])   # starts and ends on True
+    starts = np.flatnonzero(c[:-1] & ~c[1:]) + 1
+    ends = np.flatnonzero(~c[:-1] & c[1:]) + 1
+    return [(int((s + shift) % k), int(e - s)) for s, e in zip(starts, ends)]
 
 
 def _full_runs(covered: np.ndarray):
     """Index arrays of circular runs of True, each in angular order."""
     k = len(covered)
-    shift = int(np.flatnonzero(~covered)[0]) if (~covered).any() else 0
-    c = np.roll(covered, -shift)
-    runs, i = [], 0
-    while i < k:
-        if c[i]:
-            j = i
-            while j < k and c[j]:
-                j += 1
-            runs.append((np.arange(i, j) + shift) % k)
-            i = j
-        else:
-            i += 1
-    return runs
+    if covered.all():
+        return [np.arange(k)]
+    shift = int(np.flatnonzero(~covered)[0])
+    c = np.concatenate([np.roll(covered, -shift), [False]])  # starts and ends on False
+    starts = np.flatnonzero(~c[:-1] & c[1:]) + 1
+    ends = np.flatnonzero(c[:-1] & ~c[1:]) + 1
+    return [(np.arange(s, e) + shift) % k for s, e in zip(starts, ends)]
 
 
 # ------------------------------------------------------------------ scene building
@@ -259,6 +261,7 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
     r_mean = v["particle_diameter_nm"] / v["scale_nm_per_px"] / 2.0
     r_mean = float(np.clip(r_mean, 0.9, max(1.0, min(h, w) / 40)))
     v = dict(v, r_mean_px=r_mean)
+    chunks = []  # (M, 6) arrays: x, y, r, kind, structure_id, yield
 
     # --- rings (the labelled class)
     rad_lo, rad_hi = v["_ring_radius_range"]
@@ -307,52 +310,60 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         band = ring_band(cx, cy, parts, R, fill_px)
         if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
             continue  # too few particles to read as a ring
-        trial = scene.labelme_shapes + band["shapes"]
         painted = _paint_band(mask, band["shapes"])
         if painted is None:
             continue
-        m_new, m_band = painted
+        (y0, x0), new_box, band_box = painted
+        box = mask[y0:y0 + new_box.shape[0], x0:x0 + new_box.shape[1]]
         # keep labels order-independent: the union of bands must equal labelme's painting
-        if not np.array_equal(m_new, np.maximum(mask, m_band)) or not m_band.any():
+        if not band_box.any() or not np.array_equal(new_box, np.maximum(box, band_box)):
             continue
-        mask = m_new
+        box[...] = new_box
         sid = len(scene.rings)
         inside = (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2]) & \
                  (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        ylds = 1.0 + v["particle_yield_spread"] * rng.standard_normal(len(parts))
-        for (x, y, r), yl in zip(parts, ylds):
-            scene.particles.append((x, y, r, 0, sid, float(max(yl, 0.5))))
+        ylds = np.maximum(1.0 + v["particle_yield_spread"] * rng.standard_normal(len(parts)), 0.5)
+        chunks.append(np.column_stack([parts, np.full(len(parts), KINDS.index("ring")),
+                                       np.full(len(parts), sid), ylds]))
         rho = np.hypot(parts[:, 0] - cx, parts[:, 1] - cy)
+        by, bx = np.nonzero(band_box)
         scene.rings.append({
             "id": sid, "type": "ring", "cx": float(cx), "cy": float(cy),
             "radius_px": float(rho.mean()), "r_inner_px": band["r_inner_px"],
             "r_outer_px": band["r_outer_px"], "coverage": band["coverage"],
             "irregularity": float(irr), "n_particles": int(inside.sum()),
             # the band measured exactly as predictions are measured (structure-level ground truth)
-            "band": measure_component(*np.nonzero(m_band == 1)),
+            "band": measure_component(by + y0, bx + x0),
         })
-        scene.labelme_shapes = trial
+        scene.labelme_shapes = scene.labelme_shapes + band["shapes"]
 
     # --- hard negatives and support, kept off the ring bands
     dist = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 3) if mask.any() \
         else np.full(shape, 1e6, dtype=np.float32)
 
-    def add(parts, kind, sid=-1, yld=1.0, margin=1.5):
+    def add(parts, kind, yld=1.0, margin=1.5) -> np.ndarray:
+        """Keep the particles clear of ring bands and inside the frame; returns which were kept."""
         if len(parts) == 0:
-            return 0
-        xi = np.clip(np.rint(parts[:, 0]).astype(int), 0, w - 1)
-        yi = np.clip(np.rint(parts[:, 1]).astype(int), 0, h - 1)
+            return np.zeros(0, dtype=bool)
+        xi = np.clip(np.rint(parts[:, 0]).astype(np.int64), 0, w - 1)
+        yi = np.clip(np.rint(parts[:, 1]).astype(np.int64), 0, h - 1)
         ok = dist[yi, xi] > parts[:, 2] + margin
         ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
         ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
         n_ok = int(ok.sum())
-        ylds = np.maximum(yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(n_ok)), 0.5)
-        kept = parts[ok]
-        scene.particles.extend(zip(kept[:, 0].tolist(), kept[:, 1].tolist(), kept[:, 2].tolist(),
-                                   [kind] * n_ok, [sid] * n_ok, ylds.tolist()))
-        return n_ok
+        if n_ok:
+            ylds = np.maximum(yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(n_ok)), 0.5)
+            chunks.append(np.column_stack([parts[ok], np.full(n_ok, kind), np.full(n_ok, -1), ylds]))
+        return ok
+
+    def add_curves(curves, closed, kind, negatives, radial_jitter=0.0):
+        """Particles along all ``curves``; the negative of each curve that kept any is recorded."""
+        parts, cid = particles_along_many(curves, closed, v, r_mean, rng, radial_jitter)
+        kept = np.bincount(cid[add(parts, kind)], minlength=len(curves))
+        scene.negatives.extend(neg for neg, n in zip(negatives, kept) if n)
 
     diag = math.hypot(h, w)
+    margin_px = 4 * r_mean
     if rng.uniform() < v["network_prob"]:
         # Voronoi cells in a stretched frame: elongated, irregular cells with a preferred line
         # direction, as in real micrographs; round cells would be unlabelled rings.
@@ -365,72 +376,77 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
                                  rng.uniform(-span, span, n_cells * 4 + 4)])
         vor = Voronoi(seeds)
         verts = (vor.vertices * [1.0 / stretch, 1.0]) @ rot.T + [w / 2, h / 2]
-        for a, b in vor.ridge_vertices:
-            if a < 0 or b < 0:
-                continue
-            p, q = verts[a], verts[b]
-            seg_len = float(np.hypot(*(q - p)))
-            if seg_len < 4 or seg_len > 2 * diag:
-                continue
-            mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len) * np.array([-(q - p)[1], (q - p)[0]]) / seg_len
-            t = np.linspace(0, 1, max(8, int(seg_len / 2)))[:, None]
-            curve = (1 - t) ** 2 * p + 2 * (1 - t) * t * mid + t**2 * q
-            lo_xy, hi_xy = curve.min(axis=0), curve.max(axis=0)
-            if hi_xy[0] < -4 * r_mean or lo_xy[0] > w + 4 * r_mean or hi_xy[1] < -4 * r_mean \
-                    or lo_xy[1] > h + 4 * r_mean:
-                continue  # most of the network lies outside the frame: place nothing there
-            n = add(particles_along(curve, False, v, r_mean, rng), 1)
-            if n:
-                scene.negatives.append({"type": "network_edge", "from": p.tolist(), "to": q.tolist()})
+        ridges = np.array([ab for ab in vor.ridge_vertices if ab[0] >= 0 and ab[1] >= 0], np.int64).reshape(-1, 2)
+        p, q = verts[ridges[:, 0]], verts[ridges[:, 1]]
+        seg_len = np.hypot(*(q - p).T)
+        ok = (seg_len >= 4) & (seg_len <= 2 * diag)
+        p, q, seg_len = p[ok], q[ok], seg_len[ok]
+        # each edge bows sideways: a quadratic Bezier through a jittered midpoint
+        perp = np.column_stack([-(q - p)[:, 1], (q - p)[:, 0]]) / seg_len[:, None]
+        mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len)[:, None] * perp
+        n_pts = np.maximum(8, (seg_len / 2).astype(np.int64))
+        e = np.repeat(np.arange(len(p)), n_pts)
+        first = np.cumsum(n_pts) - n_pts
+        t = ((np.arange(len(e)) - first[e]) / (n_pts[e] - 1))[:, None]
+        pts = (1 - t) ** 2 * p[e] + 2 * (1 - t) * t * mid[e] + t**2 * q[e]
+        if len(pts):
+            lo_x, lo_y = (np.minimum.reduceat(pts[:, i], first) for i in (0, 1))
+            hi_x, hi_y = (np.maximum.reduceat(pts[:, i], first) for i in (0, 1))
+            # edges outside the frame get no particles
+            seen = (hi_x >= -margin_px) & (lo_x <= w + margin_px) & (hi_y >= -margin_px) & (lo_y <= h + margin_px)
+            parts, cid = particles_on_polylines(pts[seen[e]], n_pts[seen], v, r_mean, rng)
+            kept = np.bincount(cid[add(parts, KINDS.index("network"))], minlength=int(seen.sum()))
+            ends = np.column_stack([p, q])[seen][kept > 0].tolist()
+            scene.negatives.extend({"type": "network_edge", "from": ab[:2], "to": ab[2:]} for ab in ends)
+    curves, negs = [], []
     for _ in range(max(0, int(round(v["chains"] * area)))):
         straight = rng.uniform() < 0.5
         curve = random_walk_curve(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi),
                                   rng.uniform(40, 0.9 * diag), 0.0 if straight else rng.uniform(0.01, 0.05), rng)
-        if add(particles_along(curve, False, v, r_mean, rng), 2):
-            scene.negatives.append({"type": "straight_chain" if straight else "curved_chain",
-                                    "start": curve[0].tolist(), "end": curve[-1].tolist()})
+        curves.append(curve)
+        negs.append({"type": "straight_chain" if straight else "curved_chain",
+                     "start": curve[0].tolist(), "end": curve[-1].tolist()})
+    add_curves(curves, False, KINDS.index("chain"), negs)
+    curves, negs = [], []
     for _ in range(max(0, int(round(v["arcs"] * area)))):
         R = float(rng.uniform(rad_lo, rad_hi))
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         span = math.radians(rng.uniform(40, 190))
         a0 = rng.uniform(0, 2 * np.pi)
         th = np.linspace(a0, a0 + span, max(16, int(R * span / 0.7)))
-        curve = np.column_stack([cx + R * np.cos(th), cy + R * np.sin(th)])
-        if add(particles_along(curve, False, v, r_mean, rng, v["ring_radial_jitter"]), 3):
-            scene.negatives.append({"type": "arc", "cx": cx, "cy": cy, "radius_px": R,
-                                    "span_deg": math.degrees(span)})
+        curves.append(np.column_stack([cx + R * np.cos(th), cy + R * np.sin(th)]))
+        negs.append({"type": "arc", "cx": cx, "cy": cy, "radius_px": R, "span_deg": math.degrees(span)})
+    add_curves(curves, False, KINDS.index("arc"), negs, v["ring_radial_jitter"])
+    curves, negs = [], []
     for _ in range(max(0, int(round(v["elongated_loops"] * area)))):
         R = float(rng.uniform(rad_lo, rad_hi))
         aspect = rng.uniform(2.2, 4.0)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        curve = ring_curve(cx, cy, R, 0.0, rng, aspect=aspect, angle=rng.uniform(0, np.pi))
-        if add(particles_along(curve, True, v, r_mean, rng), 4):
-            scene.negatives.append({"type": "elongated_loop", "cx": cx, "cy": cy, "radius_px": R,
-                                    "aspect": aspect})
+        curves.append(ring_curve(cx, cy, R, 0.0, rng, aspect=aspect, angle=rng.uniform(0, np.pi)))
+        negs.append({"type": "elongated_loop", "cx": cx, "cy": cy, "radius_px": R, "aspect": aspect})
+    add_curves(curves, True, KINDS.index("loop"), negs)
     for _ in range(max(0, int(round(v["dense_clusters"] * area)))):
-        n = int(rng.integers(8, 40))
-        pts = [(rng.uniform(0, w), rng.uniform(0, h), r_mean)]
-        for _k in range(n - 1):
-            bx, by, br = pts[int(rng.integers(len(pts)))]
-            r = r_mean * max(0.5, 1 + v["particle_size_spread"] * rng.normal())
-            a = rng.uniform(0, 2 * np.pi)
-            pts.append((bx + (br + r) * 0.9 * math.cos(a), by + (br + r) * 0.9 * math.sin(a), r))
-        arr = np.array(pts)
-        if add(arr, 5):
+        arr = _dense_cluster(rng.uniform(0, w), rng.uniform(0, h), int(rng.integers(8, 40)), r_mean,
+                             v["particle_size_spread"], rng)
+        if add(arr, KINDS.index("cluster")).any():
             scene.negatives.append({"type": "dense_cluster", "cx": float(arr[:, 0].mean()),
-                                    "cy": float(arr[:, 1].mean()), "n": n})
-    n_scatter = rng.poisson(v["scattered_per_10k_px2"] * h * w / 1e4)
-    for _ in range(n_scatter):
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        k = int(rng.integers(1, 4))
-        a = rng.uniform(0, 2 * np.pi)
-        arr = np.array([(x + j * 1.8 * r_mean * math.cos(a), y + j * 1.8 * r_mean * math.sin(a),
-                         r_mean * max(0.5, 1 + v["particle_size_spread"] * rng.normal())) for j in range(k)])
-        add(arr, 6)
+                                    "cy": float(arr[:, 1].mean()), "n": len(arr)})
+    # detached particles: singles, pairs and triples in a line
+    n_scatter = int(rng.poisson(v["scattered_per_10k_px2"] * h * w / 1e4))
+    if n_scatter:
+        xy = rng.uniform(0, 1, (n_scatter, 2)) * [w, h]
+        k = rng.integers(1, 4, n_scatter)
+        a = rng.uniform(0, 2 * np.pi, n_scatter)
+        j = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)          # position within its group
+        g = np.repeat(np.arange(n_scatter), k)
+        r = r_mean * np.maximum(0.5, 1 + v["particle_size_spread"] * rng.standard_normal(len(g)))
+        step = j * 1.8 * r_mean
+        add(np.column_stack([xy[g, 0] + step * np.cos(a[g]), xy[g, 1] + step * np.sin(a[g]), r]),
+            KINDS.index("scattered"))
     for _ in range(max(0, int(round(v["big_particles"] * area)))):
         r = r_mean * rng.uniform(2.2, 4.5)
         arr = np.array([[rng.uniform(0, w), rng.uniform(0, h), r]])
-        if add(arr, 7, yld=rng.uniform(1.05, 1.3), margin=2.0):
+        if add(arr, KINDS.index("big"), yld=rng.uniform(1.05, 1.3), margin=2.0).any():
             scene.negatives.append({"type": "big_particle", "x": float(arr[0, 0]), "y": float(arr[0, 1]),
                                     "r": float(r)})
     for _ in range(max(0, int(round(v["debris"] * area)))):
@@ -455,29 +471,53 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
     for _ in range(v["pits"]):
         scene.pits.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2, 10) * r_mean / 2,
                            rng.uniform(0.1, 0.35)))
+    scene.particles = np.concatenate(chunks) if chunks else np.zeros((0, 6))
     return scene, mask
 
 
-def _paint_band(mask: np.ndarray, shapes: list[dict]):
-    """(mask with ``shapes`` painted over it, mask of ``shapes`` alone), both full size.
+def _dense_cluster(x: float, y: float, n: int, r_mean: float, size_spread: float, rng) -> np.ndarray:
+    """(n, 3) particles grown from one seed, each new one touching a random earlier one."""
+    r = r_mean * np.maximum(0.5, 1 + size_spread * rng.standard_normal(n))
+    r[0] = r_mean
+    parent = (rng.uniform(0, 1, n) * np.arange(n)).astype(np.int64)  # parent[i] < i
+    a = rng.uniform(0, 2 * np.pi, n)
+    xs, ys = np.empty(n), np.empty(n)
+    xs[0], ys[0] = x, y
+    for i in range(1, n):  # sequential: a particle needs its parent's position
+        d = (r[parent[i]] + r[i]) * 0.9
+        xs[i] = xs[parent[i]] + d * math.cos(a[i])
+        ys[i] = ys[parent[i]] + d * math.sin(a[i])
+    return np.column_stack([xs, ys, r])
 
-    labelme paints in order, so painting new shapes over the current mask equals
-    rasterising the whole list. Only the shapes' bounding box is rasterised (PIL's
-    rasterisation does not change under integer shifts), which keeps this cheap.
+
+def _paint_band(mask: np.ndarray, shapes: list[dict]):
+    """Paint ``shapes`` (labelme polygons) over ``mask`` in their bounding box, as labelme would.
+
+    Returns ``((y0, x0), box_after, band_box)``: the box origin, the mask in the box
+    after painting, and the shapes' own class-1 pixels there; None if the box lies
+    outside the image. labelme paints each shape with PIL in file order, so painting
+    the new shapes over the current mask equals rasterising the whole list, and PIL's
+    rasterisation does not change under integer shifts, so drawing only the box is
+    exact (``labelme.rasterize`` of the written file is checked against the mask in
+    the tests). One pass: the box starts at a value no class uses, so untouched
+    pixels stay recognisable.
     """
     h, w = mask.shape
-    pts = np.concatenate([np.asarray(sh["points"], float) for sh in shapes])
+    polys = [(np.asarray(sh["points"], float), labelme.class_of(sh["label"], labelme.DEFAULT_LABEL_MAP))
+             for sh in shapes]
+    pts = np.concatenate([p for p, _ in polys])
     x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 2, 0)
     x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 3, [w, h])
     if x0 >= x1 or y0 >= y1:
         return None
-    shifted = [dict(sh, points=(np.asarray(sh["points"], float) - [x0, y0]).tolist()) for sh in shapes]
-    box = (y1 - y0, x1 - x0)
-    m_band = np.zeros_like(mask)
-    m_band[y0:y1, x0:x1] = labelme.rasterize({"shapes": shifted}, box)
-    m_new = mask.copy()
-    m_new[y0:y1, x0:x1] = labelme.rasterize({"shapes": shifted}, box, base=mask[y0:y1, x0:x1])
-    return m_new, m_band
+    img = Image.new("L", (int(x1 - x0), int(y1 - y0)), 255)
+    draw = ImageDraw.Draw(img)
+    for p, cls in polys:
+        xy = (p - [x0, y0]).ravel().tolist()
+        draw.polygon(xy, outline=cls, fill=cls)
+    painted = np.asarray(img)
+    before = mask[y0:y1, x0:x1]
+    return (int(y0), int(x0)), np.where(painted == 255, before, painted), (painted == 1).astype(np.uint8)
 
 
 def _ring_extent(cx, cy, R, irr, r_mean, v):
