@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -18,8 +19,9 @@ from .. import io
 from ..data import labelme
 from ..errors import NanosegError
 from .params import SynthParams
-from .render import render_micrograph
-from .scene import KINDS, build_scene, sample_values
+
+# scene.py and render.py (scipy, skimage) are imported where an image is made, not here: the
+# process that only hands out work and collects rows starts faster, and workers start sooner
 
 MIN_SIZE_PX = 64
 
@@ -36,6 +38,9 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     ``shapes`` (labelme), ``rings``, ``negatives``, ``particles`` and ``values``
     (the parameter values drawn for this image).
     """
+    from .render import render_micrograph
+    from .scene import build_scene, sample_values
+
     h, w = int(size_hw[0]), int(size_hw[1])
     if min(h, w) < MIN_SIZE_PX:
         raise NanosegError(f"--size: {w}x{h} is below the minimum of {MIN_SIZE_PX} px")
@@ -61,6 +66,8 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
 
 def _particle_rows(particles: np.ndarray) -> list:
     """Meta rows (x, y, r, kind name, structure id) of the scene's particle table."""
+    from .scene import KINDS
+
     if not len(particles):
         return []
     xyr = np.round(particles[:, :3], 2).tolist()
@@ -112,20 +119,32 @@ def _json_bytes(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=float)
 
 
+def _put(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``: open/write/close and nothing else (no buffering, no
+    isatty or seek calls), since file creation is a large share of the per-image cost."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _write_one(args) -> dict:
     out, params_json, seed, index, size_hw, preset = args
     _tune_process()
     s = synthesize_sample(_params_from_json(params_json), seed, index, size_hw)
     sid = sample_id(index)
     out = Path(out)
-    (out / "images" / f"{sid}.png").write_bytes(io.encode_png(s["image"]))
-    (out / "masks" / f"{sid}.png").write_bytes(io.encode_png(s["mask"]))
+    _put(out / "images" / f"{sid}.png", io.encode_png(s["image"]))
+    _put(out / "masks" / f"{sid}.png", io.encode_png(s["mask"]))
     doc = labelme.document(s["shapes"], f"../images/{sid}.png", s["image"].shape)
-    (out / "labelme" / f"{sid}.json").write_bytes(_json_bytes(doc))
+    _put(out / "labelme" / f"{sid}.json", _json_bytes(doc))
     meta = {"id": sid, "seed": seed, "index": index, "preset": preset, "values": s["values"],
             "rings": s["rings"], "negatives": s["negatives"],
             "particles": {"columns": ["x", "y", "r", "kind", "structure_id"], "rows": s["particles"]}}
-    (out / "meta" / f"{sid}.json").write_bytes(_json_bytes(meta))
+    _put(out / "meta" / f"{sid}.json", _json_bytes(meta))
     return {
         "id": sid, "source": "sd", "group": sid, "preset": preset, "seed": seed, "index": index,
         "height": s["image"].shape[0], "width": s["image"].shape[1], "n_rings": len(s["rings"]),
@@ -133,6 +152,22 @@ def _write_one(args) -> dict:
         "params": json.dumps({k: (round(val, 4) if isinstance(val, float) else val)
                               for k, val in s["values"].items()}, separators=(",", ":")),
     }
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Environment for worker processes started inside the block: single-threaded math libraries."""
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: "1" for k in names})
+    try:
+        yield
+    finally:
+        for k, val in saved.items():
+            if val is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = val
 
 
 def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, preset: str = "realistic",
@@ -159,8 +194,10 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
                 rows.append(_write_one(j))
                 bar.update()
         else:
-            # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread pool
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread pool;
+            # one BLAS thread per worker: the workers already fill the cores, and idle BLAS threads spin
+            with _single_threaded_children(), \
+                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
                 for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
                     rows.append(row)
                     bar.update()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy.spatial import Voronoi
 
 from ..data import labelme
 from ..inference.measure import measure_component
@@ -151,6 +150,33 @@ def random_walk_curve(x0, y0, heading, length, curvature, rng, step=2.0):
     ang = heading + turns + bend
     pts = np.column_stack([x0 + np.cumsum(step * np.cos(ang)), y0 + np.cumsum(step * np.sin(ang))])
     return np.vstack([[x0, y0], pts])
+
+
+def voronoi_edges(seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """End points (p, q), each (E, 2), of the finite edges of the Voronoi diagram of ``seeds``.
+
+    OpenCV's Delaunay subdivision gives every cell as a polygon; cells at the rim
+    reach out to far-away virtual vertices, so only edges whose both ends lie near
+    the seeds are kept (those are the finite ridges). Each inner edge is shared by
+    two cells and is returned once, in a fixed order.
+    """
+    lo, hi = seeds.min(axis=0) - 1, seeds.max(axis=0) + 1
+    sub = cv2.Subdiv2D((int(math.floor(lo[0])), int(math.floor(lo[1])),
+                        int(math.ceil(hi[0] - lo[0])) + 1, int(math.ceil(hi[1] - lo[1])) + 1))
+    sub.insert([(float(x), float(y)) for x, y in seeds])
+    facets, _ = sub.getVoronoiFacetList([])
+    if not facets:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    a = np.concatenate([np.asarray(f, np.float64).reshape(-1, 2) for f in facets])
+    b = np.concatenate([np.roll(np.asarray(f, np.float64).reshape(-1, 2), -1, axis=0) for f in facets])
+    reach = 2 * float((hi - lo).max())
+    centre = (lo + hi) / 2
+    near = (np.abs(a - centre).max(axis=1) < reach) & (np.abs(b - centre).max(axis=1) < reach)
+    a, b = np.round(a[near], 3), np.round(b[near], 3)
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    ab = np.where(swap[:, None], np.hstack([b, a]), np.hstack([a, b]))
+    ab = np.unique(ab[(ab[:, 0] != ab[:, 2]) | (ab[:, 1] != ab[:, 3])], axis=0)
+    return ab[:, :2], ab[:, 2:]
 
 
 # ------------------------------------------------------------------ ring bands
@@ -374,10 +400,9 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         span = 0.75 * diag
         seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_cells * 4 + 4),
                                  rng.uniform(-span, span, n_cells * 4 + 4)])
-        vor = Voronoi(seeds)
-        verts = (vor.vertices * [1.0 / stretch, 1.0]) @ rot.T + [w / 2, h / 2]
-        ridges = np.array([ab for ab in vor.ridge_vertices if ab[0] >= 0 and ab[1] >= 0], np.int64).reshape(-1, 2)
-        p, q = verts[ridges[:, 0]], verts[ridges[:, 1]]
+        p, q = voronoi_edges(seeds)
+        to_frame = np.array([[1.0 / stretch, 0.0], [0.0, 1.0]]) @ rot.T
+        p, q = p @ to_frame + [w / 2, h / 2], q @ to_frame + [w / 2, h / 2]
         seg_len = np.hypot(*(q - p).T)
         ok = (seg_len >= 4) & (seg_len <= 2 * diag)
         p, q, seg_len = p[ok], q[ok], seg_len[ok]
