@@ -1,3 +1,4 @@
+import json
 import cv2
 import numpy as np
 import pytest
@@ -65,3 +66,25 @@ def test_synthetic_meta_ground_truth_and_cli(tiny_sd, tmp_path):
     code, out, err = run_cli("evaluate", "--pred", tiny_sd / "masks", "--gt", tiny_sd / "masks", "--structures")
     assert code == 0, err
     assert '"f1": 1.0' in out
+
+
+def test_meta_ring_truth_is_the_rings_own_band_measured_like_a_prediction(tiny_sd):
+    from nanoseg.data import labelme
+    from nanoseg.inference.measure import measure_component
+
+    checked = 0
+    for row in io.read_csv(tiny_sd / "manifest.csv"):
+        meta = json.loads((tiny_sd / "meta" / f"{row['id']}.json").read_text())
+        doc = labelme.load(tiny_sd / "labelme" / f"{row['id']}.json")
+        got = {r["ring_id"]: r for r in rings_from_meta(tiny_sd / "meta" / f"{row['id']}.json", min_area_px=1,
+                                                        min_coverage=0.0)}
+        for ring in meta["rings"]:
+            a, b = ring["shapes"]
+            # the ring's shapes alone, rasterised over the whole image the way labelme does it
+            own = labelme.rasterize({"shapes": doc["shapes"][a:b]}, (doc["imageHeight"], doc["imageWidth"]))
+            if ring["id"] in got:
+                ys, xs = np.nonzero(own == 1)
+                assert got[ring["id"]]["area_px"] == len(ys)
+                assert got[ring["id"]] == dict(measure_component(ys, xs), ring_id=ring["id"])
+                checked += 1
+    assert checked >= 3

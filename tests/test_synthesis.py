@@ -81,7 +81,7 @@ def test_manifest_and_meta_record_parameters_and_structures(tiny_sd):
     meta = json.loads((tiny_sd / "meta" / f"{r['id']}.json").read_text())
     assert meta["particles"]["columns"] == ["x", "y", "r", "kind", "structure_id"]
     for ring in meta["rings"]:
-        assert {"cx", "cy", "radius_px", "coverage", "band"} <= set(ring)
+        assert {"cx", "cy", "radius_px", "coverage", "shapes"} <= set(ring)
     assert json.loads((tiny_sd / "synth.json").read_text())["seed"] == 3
 
 

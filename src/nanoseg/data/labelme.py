@@ -120,6 +120,35 @@ def rasterize(data: dict, shape_hw: tuple[int, int], label_map: dict[str, int] |
     return mask
 
 
+UNTOUCHED = 255  # marks pixels no shape painted in ``paint_in_box``
+
+
+def paint_in_box(shapes: list[dict], shape_hw: tuple[int, int], label_map: dict[str, int] | None = None):
+    """Polygon shapes painted in order, as labelme paints them, inside their bounding box only.
+
+    Returns ``((y0, x0), box)`` where ``box`` (uint8) holds the class of the last shape
+    painted over each pixel and ``UNTOUCHED`` elsewhere, or None when the shapes lie
+    outside the ``shape_hw`` image. PIL's rasterisation does not change under integer
+    shifts, so this equals the same region of ``rasterize`` at a fraction of the cost.
+    """
+    label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
+    h, w = shape_hw
+    polys = [(np.asarray(sh["points"], float).reshape(-1, 2), class_of(str(sh.get("label", "")), label_map))
+             for sh in shapes if (sh.get("shape_type") or "polygon") == "polygon"]
+    if len(polys) != len(shapes) or any(c is None or len(p) < 3 for p, c in polys):
+        raise ValueError("paint_in_box takes polygons (3+ points) with known labels only")
+    pts = np.concatenate([p for p, _ in polys])
+    x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 3, [w, h])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    img = Image.new("L", (int(x1 - x0), int(y1 - y0)), UNTOUCHED)
+    draw = ImageDraw.Draw(img)
+    for p, cls in polys:
+        draw.polygon((p - [x0, y0]).ravel().tolist(), outline=cls, fill=cls)
+    return (int(y0), int(x0)), np.asarray(img)
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     try:

@@ -21,20 +21,52 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import io
 from ..errors import NanosegError
-from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_structures
+from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_component, measure_structures
 
 CENTRE_TOL = 0.35
 RADIUS_TOL = 0.25
 
 
+def ring_band_measurement(doc: dict, shape_range) -> dict | None:
+    """A synthetic ring's own band (its labelme shapes alone), measured as predictions are."""
+    from ..data import labelme
+
+    a, b = shape_range
+    painted = labelme.paint_in_box(doc["shapes"][a:b], (int(doc["imageHeight"]), int(doc["imageWidth"])))
+    if painted is None:
+        return None
+    (y0, x0), box = painted
+    ys, xs = np.nonzero(box == 1)
+    return measure_component(ys + y0, xs + x0) if len(ys) else None
+
+
 def rings_from_meta(meta_path: str | Path, min_area_px: int = MIN_AREA_PX,
-                    min_coverage: float = MIN_COVERAGE) -> list[dict]:
+                    min_coverage: float = MIN_COVERAGE, labelme_path: str | Path | None = None) -> list[dict]:
     """Ground-truth rings of a synthetic image, measured on each ring's own band (same filters
-    as predictions, so a ring cut down to a sliver by the frame edge is not counted)."""
-    meta = json.loads(Path(meta_path).read_text())
-    return [dict(r["band"], ring_id=r["id"]) for r in meta.get("rings", []) if "band" in r
-            and r["band"]["area_px"] >= min_area_px and r["band"]["coverage"] >= min_coverage
-            and r["band"]["mean_radius_px"] >= MIN_RADIUS_PX]
+    as predictions, so a ring cut down to a sliver by the frame edge is not counted).
+
+    The band is rasterised from the ring's labelme shapes (``labelme_path``, by default
+    ``../labelme/<same name>.json`` beside the ``meta/`` folder). A ring entry that already
+    carries a measured ``band`` is used as it is.
+    """
+    meta_path = Path(meta_path)
+    meta = json.loads(meta_path.read_text())
+    doc = None
+    out = []
+    for r in meta.get("rings", []):
+        band = r.get("band")
+        if band is None and "shapes" in r:
+            if doc is None:
+                lm = Path(labelme_path) if labelme_path else meta_path.parent.parent / "labelme" / meta_path.name
+                try:
+                    doc = json.loads(lm.read_text())
+                except (OSError, json.JSONDecodeError) as exc:
+                    raise NanosegError(f"{lm}: cannot read the labelme file of {meta_path.name} ({exc})") from exc
+            band = ring_band_measurement(doc, r["shapes"])
+        if band and band["area_px"] >= min_area_px and band["coverage"] >= min_coverage \
+                and band["mean_radius_px"] >= MIN_RADIUS_PX:
+            out.append(dict(band, ring_id=r["id"]))
+    return out
 
 
 def match(pred: list[dict], gt: list[dict], centre_tol: float = CENTRE_TOL, radius_tol: float = RADIUS_TOL):

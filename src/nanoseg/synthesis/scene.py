@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 from ..data import labelme
-from ..inference.measure import measure_component
 
 REFERENCE_CROP_PX = 321
 RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
@@ -352,14 +350,15 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         chunks.append(np.column_stack([parts, np.full(len(parts), KINDS.index("ring")),
                                        np.full(len(parts), sid), ylds]))
         rho = np.hypot(parts[:, 0] - cx, parts[:, 1] - cy)
-        by, bx = np.nonzero(band_box)
+        first = len(scene.labelme_shapes)
         scene.rings.append({
             "id": sid, "type": "ring", "cx": float(cx), "cy": float(cy),
             "radius_px": float(rho.mean()), "r_inner_px": band["r_inner_px"],
             "r_outer_px": band["r_outer_px"], "coverage": band["coverage"],
             "irregularity": float(irr), "n_particles": int(inside.sum()),
-            # the band measured exactly as predictions are measured (structure-level ground truth)
-            "band": measure_component(by + y0, bx + x0),
+            # this ring's own labelme shapes, [first, last): structure-level ground truth measures
+            # them exactly as predictions are measured (``inference.structures.rings_from_meta``)
+            "shapes": [first, first + len(band["shapes"])],
         })
         scene.labelme_shapes = scene.labelme_shapes + band["shapes"]
 
@@ -516,33 +515,20 @@ def _dense_cluster(x: float, y: float, n: int, r_mean: float, size_spread: float
 
 
 def _paint_band(mask: np.ndarray, shapes: list[dict]):
-    """Paint ``shapes`` (labelme polygons) over ``mask`` in their bounding box, as labelme would.
+    """Paint ``shapes`` over ``mask`` in their bounding box, as labelme would.
 
     Returns ``((y0, x0), box_after, band_box)``: the box origin, the mask in the box
     after painting, and the shapes' own class-1 pixels there; None if the box lies
-    outside the image. labelme paints each shape with PIL in file order, so painting
-    the new shapes over the current mask equals rasterising the whole list, and PIL's
-    rasterisation does not change under integer shifts, so drawing only the box is
-    exact (``labelme.rasterize`` of the written file is checked against the mask in
-    the tests). One pass: the box starts at a value no class uses, so untouched
-    pixels stay recognisable.
+    outside the image. labelme paints in order, so painting the new shapes over the
+    current mask equals rasterising the whole list (``labelme.rasterize`` of the
+    written file is checked against the mask in the tests).
     """
-    h, w = mask.shape
-    polys = [(np.asarray(sh["points"], float), labelme.class_of(sh["label"], labelme.DEFAULT_LABEL_MAP))
-             for sh in shapes]
-    pts = np.concatenate([p for p, _ in polys])
-    x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 2, 0)
-    x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 3, [w, h])
-    if x0 >= x1 or y0 >= y1:
+    painted = labelme.paint_in_box(shapes, mask.shape)
+    if painted is None:
         return None
-    img = Image.new("L", (int(x1 - x0), int(y1 - y0)), 255)
-    draw = ImageDraw.Draw(img)
-    for p, cls in polys:
-        xy = (p - [x0, y0]).ravel().tolist()
-        draw.polygon(xy, outline=cls, fill=cls)
-    painted = np.asarray(img)
-    before = mask[y0:y1, x0:x1]
-    return (int(y0), int(x0)), np.where(painted == 255, before, painted), (painted == 1).astype(np.uint8)
+    (y0, x0), box = painted
+    before = mask[y0:y0 + box.shape[0], x0:x0 + box.shape[1]]
+    return (y0, x0), np.where(box == labelme.UNTOUCHED, before, box), (box == 1).astype(np.uint8)
 
 
 def _ring_extent(cx, cy, R, irr, r_mean, v):
