@@ -60,6 +60,9 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=RING_RGB, alpha: float = 
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+METRIC_LABELS = {"miou": "mIoU", "acc": "Acc", "kappa": "Kappa", "dice": "Dice"}
+
+
 def prediction_panel(images, gts, preds, path, titles=None) -> None:
     """Rows of image | ground truth | prediction | overlay (paper Fig 5)."""
     n = len(images)
@@ -78,8 +81,8 @@ def prediction_panel(images, gts, preds, path, titles=None) -> None:
             a.set_axis_off()
             if i == 0:
                 a.set_title(names[j])
-        if titles:
-            axes[i, 0].set_title(titles[i], fontsize=8, loc="left")
+        if titles:  # under the image, so it never collides with the column titles
+            axes[i, 0].text(0, -0.03, titles[i], transform=axes[i, 0].transAxes, fontsize=8, va="top")
     _save(fig, path)
 
 
@@ -96,7 +99,7 @@ def metric_vs_fraction(summary_rows: list[dict], path, metric: str = "miou", con
     if control is not None:
         ax.axhline(control, color="#a63603", ls="--", label="AD-only control")
     ax.set_xlabel("fraction of authentic data in the training set")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
