@@ -5,7 +5,7 @@ import pytest
 
 from nanoseg import io
 from nanoseg.inference.structures import evaluate_structure_folders, evaluate_structures, rings_from_meta
-from nanoseg.synthesis import PRESETS, synthesize_sample
+from nanoseg.synthesis import PRESETS, read_meta, synthesize_sample
 
 from .conftest import run_cli
 
@@ -58,7 +58,8 @@ def test_bootstrap_intervals_bracket_the_estimate():
 
 def test_synthetic_meta_ground_truth_and_cli(tiny_sd, tmp_path):
     rows = io.read_csv(tiny_sd / "manifest.csv")
-    rings = rings_from_meta(tiny_sd / "meta" / f"{rows[0]['id']}.json")
+    rid = rows[0]["id"]
+    rings = rings_from_meta(read_meta(tiny_sd)[rid], tiny_sd / "labelme" / f"{rid}.json")
     assert rings and {"centre_x_px", "mean_radius_px", "coverage"} <= set(rings[0])
     r = evaluate_structure_folders(tiny_sd, tiny_sd)
     # rings touching each other merge into one mask component, so meta-vs-mask F1 may dip below 1
@@ -73,11 +74,11 @@ def test_meta_ring_truth_is_the_rings_own_band_measured_like_a_prediction(tiny_s
     from nanoseg.inference.measure import measure_component
 
     checked = 0
+    metas = read_meta(tiny_sd)
     for row in io.read_csv(tiny_sd / "manifest.csv"):
-        meta = json.loads((tiny_sd / "meta" / f"{row['id']}.json").read_text())
+        meta = metas[row["id"]]
         doc = labelme.load(tiny_sd / "labelme" / f"{row['id']}.json")
-        got = {r["ring_id"]: r for r in rings_from_meta(tiny_sd / "meta" / f"{row['id']}.json", min_area_px=1,
-                                                        min_coverage=0.0)}
+        got = {r["ring_id"]: r for r in rings_from_meta(meta, doc, min_area_px=1, min_coverage=0.0)}
         for ring in meta["rings"]:
             a, b = ring["shapes"]
             # the ring's shapes alone, rasterised over the whole image the way labelme does it
@@ -88,3 +89,26 @@ def test_meta_ring_truth_is_the_rings_own_band_measured_like_a_prediction(tiny_s
                 assert got[ring["id"]] == dict(measure_component(ys, xs), ring_id=ring["id"])
                 checked += 1
     assert checked >= 3
+
+
+def test_per_image_meta_files_of_earlier_versions_still_give_the_truth(tiny_sd, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_sd, old)
+    (old / "meta").mkdir()
+    for rid, rec in read_meta(tiny_sd).items():
+        (old / "meta" / f"{rid}.json").write_text(json.dumps(rec))
+    (old / "meta.jsonl").unlink()
+    rid = io.read_csv(tiny_sd / "manifest.csv")[0]["id"]
+    assert rings_from_meta(old / "meta" / f"{rid}.json") == \
+        rings_from_meta(read_meta(tiny_sd)[rid], tiny_sd / "labelme" / f"{rid}.json")
+    assert evaluate_structure_folders(old, old)["n_gt"] == evaluate_structure_folders(tiny_sd, tiny_sd)["n_gt"]
+
+
+def test_a_broken_meta_line_is_named(tmp_path):
+    from nanoseg.errors import NanosegError
+
+    (tmp_path / "meta.jsonl").write_text('{"id": "a"}\n{not json\n')
+    with pytest.raises(NanosegError, match=r"meta.jsonl:2"):
+        read_meta(tmp_path)

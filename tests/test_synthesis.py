@@ -6,7 +6,7 @@ import pytest
 from nanoseg import io
 from nanoseg.data import labelme
 from nanoseg.errors import NanosegError
-from nanoseg.synthesis import PRESETS, load_params, synthesize_dataset, synthesize_sample
+from nanoseg.synthesis import PRESETS, load_params, read_meta, synthesize_dataset, synthesize_sample
 
 from .conftest import run_cli
 
@@ -15,12 +15,13 @@ def test_same_images_whatever_the_worker_count(tmp_path):
     p = load_params("realistic")
     synthesize_dataset(tmp_path / "w1", 5, 11, p, size_hw=(80, 96), workers=1, progress=False)
     synthesize_dataset(tmp_path / "w2", 5, 11, p, size_hw=(80, 96), workers=2, progress=False)
-    for sub in ("images", "masks", "labelme", "meta"):
+    for sub in ("images", "masks", "labelme"):
         a = sorted((tmp_path / "w1" / sub).iterdir())
         b = sorted((tmp_path / "w2" / sub).iterdir())
         assert [x.name for x in a] == [x.name for x in b]
         for x, y in zip(a, b):
             assert x.read_bytes() == y.read_bytes(), x.name
+    assert (tmp_path / "w1" / "meta.jsonl").read_bytes() == (tmp_path / "w2" / "meta.jsonl").read_bytes()
     # and a different seed gives different images
     s1 = synthesize_sample(p, 11, 0, (80, 96))["image"]
     s2 = synthesize_sample(p, 12, 0, (80, 96))["image"]
@@ -77,9 +78,16 @@ def test_manifest_and_meta_record_parameters_and_structures(tiny_sd):
     r = rows[0]
     assert r["source"] == "sd" and r["group"] == r["id"]
     values = json.loads(r["params"])
-    assert 0.7 <= values["scale_nm_per_px"] <= 2.0
-    meta = json.loads((tiny_sd / "meta" / f"{r['id']}.json").read_text())
+    assert 0.5 <= values["scale_nm_per_px"] <= 2.0
+    metas = read_meta(tiny_sd)
+    # one record per image, in manifest order, one line each
+    assert [json.loads(line)["id"] for line in (tiny_sd / "meta.jsonl").read_text().splitlines()] == \
+        [row["id"] for row in rows]
+    meta = metas[r["id"]]
+    assert meta["values"].keys() == values.keys()
+    assert all(meta["values"][k] == pytest.approx(v, abs=1e-4) for k, v in values.items() if isinstance(v, float))
     assert meta["particles"]["columns"] == ["x", "y", "r", "kind", "structure_id"]
+    assert meta["particles"]["rows"] and all(len(p) == 5 for p in meta["particles"]["rows"])
     for ring in meta["rings"]:
         assert {"cx", "cy", "radius_px", "coverage", "shapes"} <= set(ring)
     assert json.loads((tiny_sd / "synth.json").read_text())["seed"] == 3
@@ -115,7 +123,7 @@ def test_invalid_parameters_are_refused(tmp_path, args, needle):
 
 @pytest.mark.parametrize("yaml_text, needle", [
     ("ring_radius_px: [50, 20]\n", "inverted"),
-    ("psf_sigma_px: [-1, 2]\n", "negative"),
+    ("psf_sigma_nm: [-1, 2]\n", "negative"),
     ("no_such_param: 3\n", "no_such_param"),
 ])
 def test_invalid_config_values_are_refused(tmp_path, yaml_text, needle):

@@ -34,7 +34,7 @@ from .training.train import train
 
 EXAMPLE = "boiko2020_2-S1-no_area-100k-ordered.png"
 EXAMPLE_DATA_BAR_PX = 134
-STANDIN_AD_OVERRIDES = dict(scale_nm_per_px=(0.9, 1.4), dose_e_per_px=(30.0, 80.0), psf_sigma_px=(0.7, 1.1),
+STANDIN_AD_OVERRIDES = dict(scale_nm_per_px=(0.9, 1.4), dose_e_per_px=(30.0, 80.0), psf_sigma_nm=(0.8, 1.2),
                             background_level=(35.0, 75.0))
 SIZE = 192
 

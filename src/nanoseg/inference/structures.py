@@ -1,7 +1,7 @@
 """Structure-level evaluation: are the rings found, and are their sizes right?
 
 Predicted ring structures (connected components measured by ``measure``) are
-matched one-to-one to ground-truth rings (from a synthetic ``meta/`` file or
+matched one-to-one to ground-truth rings (from a synthetic ``meta.jsonl`` record or
 the components of a labelled mask) by centre distance and radius with the
 Hungarian algorithm. A pair matches when the centres are within
 ``centre_tol`` x the true radius (at least 3 px) and the radii differ by at
@@ -12,6 +12,7 @@ bootstrap 95% confidence intervals over images.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -40,28 +41,34 @@ def ring_band_measurement(doc: dict, shape_range) -> dict | None:
     return measure_component(ys + y0, xs + x0) if len(ys) else None
 
 
-def rings_from_meta(meta_path: str | Path, min_area_px: int = MIN_AREA_PX,
-                    min_coverage: float = MIN_COVERAGE, labelme_path: str | Path | None = None) -> list[dict]:
+def rings_from_meta(meta: dict | str | Path, labelme_doc: dict | str | Path | None = None,
+                    min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE) -> list[dict]:
     """Ground-truth rings of a synthetic image, measured on each ring's own band (same filters
     as predictions, so a ring cut down to a sliver by the frame edge is not counted).
 
-    The band is rasterised from the ring's labelme shapes (``labelme_path``, by default
-    ``../labelme/<same name>.json`` beside the ``meta/`` folder). A ring entry that already
+    ``meta``: the image's record from ``meta.jsonl`` (``synthesis.read_meta``), or the path of
+    a per-image meta file written by earlier versions. The band is rasterised from the ring's
+    own labelme shapes (``labelme_doc``: the document or its path; by default
+    ``../labelme/<same name>.json`` beside a per-image meta file). A ring entry that already
     carries a measured ``band`` is used as it is.
     """
-    meta_path = Path(meta_path)
-    meta = json.loads(meta_path.read_text())
-    doc = None
+    if not isinstance(meta, dict):
+        meta_path = Path(meta)
+        meta = json.loads(meta_path.read_text())
+        if labelme_doc is None:
+            labelme_doc = meta_path.parent.parent / "labelme" / meta_path.name
+    doc = labelme_doc if isinstance(labelme_doc, dict) else None
     out = []
     for r in meta.get("rings", []):
         band = r.get("band")
         if band is None and "shapes" in r:
             if doc is None:
-                lm = Path(labelme_path) if labelme_path else meta_path.parent.parent / "labelme" / meta_path.name
+                if labelme_doc is None:
+                    raise NanosegError(f"{meta.get('id', 'meta')}: the ring truth needs the image's labelme file")
                 try:
-                    doc = json.loads(lm.read_text())
+                    doc = json.loads(Path(labelme_doc).read_text())
                 except (OSError, json.JSONDecodeError) as exc:
-                    raise NanosegError(f"{lm}: cannot read the labelme file of {meta_path.name} ({exc})") from exc
+                    raise NanosegError(f"{labelme_doc}: cannot read the labelme file ({exc})") from exc
             band = ring_band_measurement(doc, r["shapes"])
         if band and band["area_px"] >= min_area_px and band["coverage"] >= min_coverage \
                 and band["mean_radius_px"] >= MIN_RADIUS_PX:
@@ -148,9 +155,23 @@ def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_
     return result
 
 
+@functools.lru_cache(maxsize=8)
+def _folder_meta(folder: str, stamp: tuple) -> dict:
+    from ..synthesis.meta import read_meta
+
+    return read_meta(folder)
+
+
 def _gt_for(folder: Path, name_stem: str, mask: np.ndarray):
-    meta = folder / "meta" / f"{name_stem}.json"
-    return rings_from_meta(meta) if meta.exists() else mask
+    """Ring truth from the synthetic meta record when the folder has one, else the mask."""
+    from ..synthesis.meta import META_FILE
+
+    meta_file = folder / META_FILE
+    stamp = (meta_file.stat().st_mtime_ns, meta_file.stat().st_size) if meta_file.exists() else None
+    meta = _folder_meta(str(folder), (stamp, (folder / "meta").is_dir())).get(name_stem)
+    if meta is None:
+        return mask
+    return rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
 
 
 def evaluate_structure_folders(pred_dir, gt_dir) -> dict:

@@ -8,5 +8,7 @@ structure ground truth.
 
 from .params import PRESETS, SynthParams, load_params
 from .generate import synthesize_sample, synthesize_dataset
+from .meta import META_FILE, read_meta
 
-__all__ = ["PRESETS", "SynthParams", "load_params", "synthesize_sample", "synthesize_dataset"]
+__all__ = ["PRESETS", "SynthParams", "load_params", "synthesize_sample", "synthesize_dataset", "META_FILE",
+           "read_meta"]

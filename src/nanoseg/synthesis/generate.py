@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .. import io
 from ..data import labelme
 from ..errors import NanosegError
+from .meta import META_FILE
 from .params import SynthParams
 
 # scene.py and render.py (scipy, skimage) are imported where an image is made, not here: the
@@ -53,6 +54,7 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     image = render_micrograph(scene, v, rng)
     values = {k: val for k, val in v.items() if not k.startswith("_") and k != "cluster_size_range"}
     values["particle_radius_px"] = v["particle_diameter_nm"] / v["scale_nm_per_px"] / 2
+    values["psf_sigma_px"] = v["psf_sigma_nm"] / v["scale_nm_per_px"]
     return {
         "image": image,
         "mask": mask,
@@ -115,7 +117,7 @@ def _params_from_json(params_json: str) -> SynthParams:
 
 
 def _json_bytes(obj) -> bytes:
-    """JSON as orjson writes it (10x faster than ``json`` on the per-image meta files)."""
+    """JSON as orjson writes it (10x faster than ``json`` on the per-image meta records)."""
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=float)
 
 
@@ -144,8 +146,8 @@ def _write_one(args) -> dict:
     meta = {"id": sid, "seed": seed, "index": index, "preset": preset, "values": s["values"],
             "rings": s["rings"], "negatives": s["negatives"],
             "particles": {"columns": ["x", "y", "r", "kind", "structure_id"], "rows": s["particles"]}}
-    _put(out / "meta" / f"{sid}.json", _json_bytes(meta))
     return {
+        "_meta": _json_bytes(meta),  # one line of meta.jsonl, written in order by the caller
         "id": sid, "source": "sd", "group": sid, "preset": preset, "seed": seed, "index": index,
         "height": s["image"].shape[0], "width": s["image"].shape[1], "n_rings": len(s["rings"]),
         "ring_fraction": float((s["mask"] == 1).mean()),
@@ -184,23 +186,27 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
     workers = max(1, int(workers or os.cpu_count() or 1))
     params_json = params.model_dump_json()
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
-        for sub in ("images", "masks", "labelme", "meta"):
+        for sub in ("images", "masks", "labelme"):
             (tmp / sub).mkdir()
         jobs = [(str(tmp), params_json, seed, start_index + i, tuple(size_hw), preset) for i in range(n)]
         bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
         rows = []
-        if workers == 1:
-            for j in jobs:
-                rows.append(_write_one(j))
+        with open(tmp / META_FILE, "wb") as meta_out:
+            def collect(row: dict) -> None:
+                meta_out.write(row.pop("_meta") + b"\n")
+                rows.append(row)
                 bar.update()
-        else:
-            # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread pool;
-            # one BLAS thread per worker: the workers already fill the cores, and idle BLAS threads spin
-            with _single_threaded_children(), \
-                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-                for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
-                    rows.append(row)
-                    bar.update()
+
+            if workers == 1:
+                for j in jobs:
+                    collect(_write_one(j))
+            else:
+                # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread
+                # pool; one BLAS thread per worker: the workers fill the cores, idle BLAS threads spin
+                with _single_threaded_children(), \
+                        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+                    for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
+                        collect(row)
         bar.close()
         io.write_csv(tmp / "manifest.csv", rows)
         io.write_json(tmp / "synth.json", {"seed": seed, "n": n, "preset": preset, "size": list(size_hw),

@@ -24,7 +24,7 @@ class SynthParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # scale and particles
-    scale_nm_per_px: Range = Field((0.7, 2.0), description="pixel size; sets particle size in px")
+    scale_nm_per_px: Range = Field((0.5, 2.0), description="pixel size (x200k ~0.5, x100k ~1, x50k ~2 on the Boiko et al. Hitachi SU8000 images); sets particle size and beam blur in px")
     particle_diameter_nm: Range = Field((5.0, 8.0), description="Pd particle diameter (Boiko 2020: ~5-8 nm)")
     particle_size_spread: Range = Field((0.1, 0.25), description="relative std of particle radius within an image")
     particle_yield_spread: Range = Field((0.05, 0.2), description="relative std of particle brightness (facets, size)")
@@ -55,7 +55,7 @@ class SynthParams(BaseModel):
     gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across the image")
     # image formation (Cizmar et al., Scanning 30(5), 2008)
     edge_gain: Range = Field((0.05, 0.35), description="secondary-electron edge brightening factor")
-    psf_sigma_px: Range = Field((0.7, 1.5), description="Gaussian beam blur")
+    psf_sigma_nm: Range = Field((0.8, 1.5), description="Gaussian beam blur (sigma) in nm: the probe size is physical, so in pixels it is psf_sigma_nm / scale_nm_per_px (soft at x200k, crisp at x50k)")
     dose_e_per_px: Range = Field((25.0, 160.0), description="shot-noise dose; lower is noisier")
     shot_noise: Literal["cornish-fisher", "exact"] = Field(
         "cornish-fisher", description="Poisson sampler: exact (numpy) or its 3rd-order Cornish-Fisher quantile "

@@ -204,7 +204,7 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
             signal[y0:y1, x0:x1] *= 1.0 - depth * np.exp(-d2 / (2 * pr * pr))
     np.maximum(signal, 0, out=signal)
     # beam blur, then shot noise at the dose, then detector noise
-    signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_px"])
+    signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_nm"] / v["scale_nm_per_px"])
     dose = np.float32(v["dose_e_per_px"])
     signal *= dose
     signal = shot_noise_counts(signal, rng, exact=v.get("shot_noise") == "exact")
