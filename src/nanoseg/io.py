@@ -100,9 +100,21 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Create ``path`` (its folder must exist) holding ``data``: open, write, close and nothing
+    else (no buffering, isatty or seek calls); the generator writes three files per image."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def write_png(path: str | Path, arr: np.ndarray) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(encode_png(arr))
+    write_bytes(path, encode_png(arr))
 
 
 def read_mask(path: str | Path) -> np.ndarray:

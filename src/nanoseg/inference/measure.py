@@ -21,14 +21,14 @@ def fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     u, v = x - mx, y - my
     b = u * u + v * v
     suu, svv, suv = float(u @ u), float(v @ v), float(u @ v)
-    rhs = np.array([float(u @ b), float(v @ b)])
+    sub, svb = float(u @ b), float(v @ b)
     det = suu * svv - suv * suv
     if det <= 1e-12 * max(suu * svv, 1e-300):  # collinear points: no circle
         sol = np.linalg.lstsq(np.column_stack([u, v, np.ones_like(u)]), b, rcond=None)[0]
         cu, cv = sol[0] / 2, sol[1] / 2
         return float(cu + mx), float(cv + my), math.sqrt(max(sol[2] + cu * cu + cv * cv, 0.0))
-    cu = 0.5 * (svv * rhs[0] - suv * rhs[1]) / det
-    cv = 0.5 * (suu * rhs[1] - suv * rhs[0]) / det
+    cu = 0.5 * (svv * sub - suv * svb) / det
+    cv = 0.5 * (suu * svb - suv * sub) / det
     r = math.sqrt(max(float(b.mean()) + cu * cu + cv * cv, 0.0))
     return float(cu + mx), float(cv + my), r
 

@@ -12,7 +12,6 @@ bootstrap 95% confidence intervals over images.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .. import io
+from ..data import labelme
 from ..errors import NanosegError
+from ..synthesis.meta import read_meta
 from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_component, measure_structures
 
 CENTRE_TOL = 0.35
@@ -30,8 +31,6 @@ RADIUS_TOL = 0.25
 
 def ring_band_measurement(doc: dict, shape_range) -> dict | None:
     """A synthetic ring's own band (its labelme shapes alone), measured as predictions are."""
-    from ..data import labelme
-
     a, b = shape_range
     painted = labelme.paint_in_box(doc["shapes"][a:b], (int(doc["imageHeight"]), int(doc["imageWidth"])))
     if painted is None:
@@ -57,19 +56,19 @@ def rings_from_meta(meta: dict | str | Path, labelme_doc: dict | str | Path | No
         meta = json.loads(meta_path.read_text())
         if labelme_doc is None:
             labelme_doc = meta_path.parent.parent / "labelme" / meta_path.name
-    doc = labelme_doc if isinstance(labelme_doc, dict) else None
+    rings = meta.get("rings", [])
+    if any("band" not in r and "shapes" in r for r in rings) and not isinstance(labelme_doc, dict):
+        if labelme_doc is None:
+            raise NanosegError(f"{meta.get('id', 'meta')}: the ring truth needs the image's labelme file")
+        labelme_doc = labelme.load(labelme_doc)
     out = []
-    for r in meta.get("rings", []):
-        band = r.get("band")
-        if band is None and "shapes" in r:
-            if doc is None:
-                if labelme_doc is None:
-                    raise NanosegError(f"{meta.get('id', 'meta')}: the ring truth needs the image's labelme file")
-                try:
-                    doc = json.loads(Path(labelme_doc).read_text())
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise NanosegError(f"{labelme_doc}: cannot read the labelme file ({exc})") from exc
-            band = ring_band_measurement(doc, r["shapes"])
+    for r in rings:
+        if "band" in r:
+            band = r["band"]
+        elif "shapes" in r:
+            band = ring_band_measurement(labelme_doc, r["shapes"])
+        else:
+            continue
         if band and band["area_px"] >= min_area_px and band["coverage"] >= min_coverage \
                 and band["mean_radius_px"] >= MIN_RADIUS_PX:
             out.append(dict(band, ring_id=r["id"]))
@@ -155,23 +154,10 @@ def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_
     return result
 
 
-@functools.lru_cache(maxsize=8)
-def _folder_meta(folder: str, stamp: tuple) -> dict:
-    from ..synthesis.meta import read_meta
-
-    return read_meta(folder)
-
-
-def _gt_for(folder: Path, name_stem: str, mask: np.ndarray):
+def _gt_for(folder: Path, metas: dict, name_stem: str, mask: np.ndarray):
     """Ring truth from the synthetic meta record when the folder has one, else the mask."""
-    from ..synthesis.meta import META_FILE
-
-    meta_file = folder / META_FILE
-    stamp = (meta_file.stat().st_mtime_ns, meta_file.stat().st_size) if meta_file.exists() else None
-    meta = _folder_meta(str(folder), (stamp, (folder / "meta").is_dir())).get(name_stem)
-    if meta is None:
-        return mask
-    return rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
+    meta = metas.get(name_stem)
+    return mask if meta is None else rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
 
 
 def evaluate_structure_folders(pred_dir, gt_dir) -> dict:
@@ -179,12 +165,13 @@ def evaluate_structure_folders(pred_dir, gt_dir) -> dict:
     gt_sub = gt_dir / "masks" if (gt_dir / "masks").is_dir() else gt_dir
     pred_sub = pred_dir / "masks" if (pred_dir / "masks").is_dir() else pred_dir
     preds, gts = {}, {}
+    metas = read_meta(gt_dir)
     for p in io.list_images(gt_sub):
         q = pred_sub / p.name
         if not q.exists():
             raise NanosegError(f"--pred: {q} missing")
         preds[p.stem] = io.read_mask(q)
-        gts[p.stem] = _gt_for(gt_dir, p.stem, io.read_mask(p))
+        gts[p.stem] = _gt_for(gt_dir, metas, p.stem, io.read_mask(p))
     return evaluate_structures(preds, gts)
 
 
@@ -201,12 +188,14 @@ def evaluate_model_on_dataset(model_path, data_dir, structures: bool = False, de
     rows, images, masks = load_arrays(data_dir)
     acc = AreaAccumulator(spec["num_classes"])
     preds, gts = {}, {}
+    metas = read_meta(data_dir) if structures else {}
     tile = max(256, int(np.ceil((spec.get("train_size") or 321) / 32) * 32))
     for r, img, m in zip(rows, images, masks):
         pred = predict_probs(model, img, tile, tile // 4, 4, dev).argmax(0).astype(np.uint8)
         acc.update(pred, m)
-        preds[r["id"]] = pred
-        gts[r["id"]] = _gt_for(Path(data_dir), r["id"], m)
+        if structures:
+            preds[r["id"]] = pred
+            gts[r["id"]] = _gt_for(Path(data_dir), metas, r["id"], m)
     result = acc.compute()
     if structures:
         result["structures"] = evaluate_structures(preds, gts)

@@ -20,9 +20,8 @@ from ..data import labelme
 from ..errors import NanosegError
 from .meta import META_FILE
 from .params import SynthParams
-
-# scene.py and render.py (scipy, skimage) are imported where an image is made, not here: the
-# process that only hands out work and collects rows starts faster, and workers start sooner
+from .render import render_micrograph
+from .scene import KINDS, build_scene, sample_values
 
 MIN_SIZE_PX = 64
 
@@ -39,9 +38,6 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     ``shapes`` (labelme), ``rings``, ``negatives``, ``particles`` and ``values``
     (the parameter values drawn for this image).
     """
-    from .render import render_micrograph
-    from .scene import build_scene, sample_values
-
     h, w = int(size_hw[0]), int(size_hw[1])
     if min(h, w) < MIN_SIZE_PX:
         raise NanosegError(f"--size: {w}x{h} is below the minimum of {MIN_SIZE_PX} px")
@@ -68,8 +64,6 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
 
 def _particle_rows(particles: np.ndarray) -> list:
     """Meta rows (x, y, r, kind name, structure id) of the scene's particle table."""
-    from .scene import KINDS
-
     if not len(particles):
         return []
     xyr = np.round(particles[:, :3], 2).tolist()
@@ -121,28 +115,16 @@ def _json_bytes(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=float)
 
 
-def _put(path: Path, data: bytes) -> None:
-    """Create ``path`` holding ``data``: open/write/close and nothing else (no buffering, no
-    isatty or seek calls), since file creation is a large share of the per-image cost."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
 def _write_one(args) -> dict:
     out, params_json, seed, index, size_hw, preset = args
     _tune_process()
     s = synthesize_sample(_params_from_json(params_json), seed, index, size_hw)
     sid = sample_id(index)
     out = Path(out)
-    _put(out / "images" / f"{sid}.png", io.encode_png(s["image"]))
-    _put(out / "masks" / f"{sid}.png", io.encode_png(s["mask"]))
+    io.write_bytes(out / "images" / f"{sid}.png", io.encode_png(s["image"]))
+    io.write_bytes(out / "masks" / f"{sid}.png", io.encode_png(s["mask"]))
     doc = labelme.document(s["shapes"], f"../images/{sid}.png", s["image"].shape)
-    _put(out / "labelme" / f"{sid}.json", _json_bytes(doc))
+    io.write_bytes(out / "labelme" / f"{sid}.json", _json_bytes(doc))
     meta = {"id": sid, "seed": seed, "index": index, "preset": preset, "values": s["values"],
             "rings": s["rings"], "negatives": s["negatives"],
             "particles": {"columns": ["x", "y", "r", "kind", "structure_id"], "rows": s["particles"]}}

@@ -55,30 +55,20 @@ def sample_values(params, rng: np.random.Generator) -> dict:
 # ------------------------------------------------------------------ curves
 
 def particles_along_many(curves, closed: bool, v: dict, r_mean: float, rng, radial_jitter: float = 0.0):
-    """Clusters of touching particles along several polylines at once (see ``particles_on_polylines``)."""
-    curves = [np.vstack([c, c[:1]]) if closed else np.asarray(c, float) for c in curves if len(c) >= 2]
+    """Clusters of touching particles along several polylines at once, with gaps between clusters.
+
+    Returns an (M, 3) array of x, y, radius and the (M,) index of the curve each
+    particle sits on. Cluster sizes, gaps and scatter come from ``v`` (the drawn
+    parameters): particles in real micrographs sit on lines in clumps of 2-6, not
+    as evenly spaced beads. All curves share one set of random draws and one
+    cumulative sum of particle-to-particle and cluster-to-cluster steps, which
+    restarts at each curve: a network of 30 edges costs about what one edge costs.
+    """
+    curves = [np.vstack([c, c[:1]]) if closed else np.asarray(c, float) for c in curves]
     if not curves:
         return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
-    return particles_on_polylines(np.concatenate(curves), np.array([len(c) for c in curves]), v, r_mean, rng,
-                                  radial_jitter)
-
-
-def particles_on_polylines(pts: np.ndarray, counts: np.ndarray, v: dict, r_mean: float, rng,
-                           radial_jitter: float = 0.0):
-    """Clusters of touching particles along open polylines, with gaps between clusters.
-
-    ``pts`` holds the polylines' vertices one after another, ``counts`` how many
-    belong to each. Returns an (M, 3) array of x, y, radius and the (M,) index of
-    the polyline each particle sits on. Cluster sizes, gaps and scatter come from
-    ``v`` (the drawn parameters): particles in real micrographs sit on lines in
-    clumps of 2-6, not as evenly spaced beads. All polylines share one set of
-    random draws and one cumulative sum of particle-to-particle and
-    cluster-to-cluster steps, which restarts at each polyline: a network of 30
-    edges costs about what one edge costs.
-    """
-    empty = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
-    if not len(counts):
-        return empty
+    pts = np.concatenate(curves)
+    counts = np.array([len(c) for c in curves])
     n_curves = len(counts)
     seg = np.diff(pts, axis=0)
     seglen = np.hypot(seg[:, 0], seg[:, 1])
@@ -110,7 +100,7 @@ def particles_on_polylines(pts: np.ndarray, counts: np.ndarray, v: dict, r_mean:
     s = cum - (cum[curve_first] - lead)[cid]                          # arc length within its own curve
     keep = s < length[cid]
     if not keep.any():
-        return empty
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
     s, r, cid = s[keep], r[keep], cid[keep]
     off = (np.repeat(offs, sizes) + side)[keep]
     sg = s + s0[cid]
@@ -334,13 +324,15 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
         band = ring_band(cx, cy, parts, R, fill_px)
         if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
             continue  # too few particles to read as a ring
-        painted = _paint_band(mask, band["shapes"])
+        # paint the band over the mask in its bounding box, as labelme paints the shapes in order
+        painted = labelme.paint_in_box(band["shapes"], shape)
         if painted is None:
             continue
-        (y0, x0), new_box, band_box = painted
-        box = mask[y0:y0 + new_box.shape[0], x0:x0 + new_box.shape[1]]
+        (y0, x0), drawn = painted
+        box = mask[y0:y0 + drawn.shape[0], x0:x0 + drawn.shape[1]]
+        new_box = np.where(drawn == labelme.UNTOUCHED, box, drawn)
         # keep labels order-independent: the union of bands must equal labelme's painting
-        if not band_box.any() or not np.array_equal(new_box, np.maximum(box, band_box)):
+        if not (drawn == 1).any() or not np.array_equal(new_box, np.maximum(box, drawn == 1)):
             continue
         box[...] = new_box
         sid = len(scene.rings)
@@ -418,10 +410,10 @@ def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tu
             hi_x, hi_y = (np.maximum.reduceat(pts[:, i], first) for i in (0, 1))
             # edges outside the frame get no particles
             seen = (hi_x >= -margin_px) & (lo_x <= w + margin_px) & (hi_y >= -margin_px) & (lo_y <= h + margin_px)
-            parts, cid = particles_on_polylines(pts[seen[e]], n_pts[seen], v, r_mean, rng)
-            kept = np.bincount(cid[add(parts, KINDS.index("network"))], minlength=int(seen.sum()))
-            ends = np.column_stack([p, q])[seen][kept > 0].tolist()
-            scene.negatives.extend({"type": "network_edge", "from": ab[:2], "to": ab[2:]} for ab in ends)
+            curves = np.split(pts[seen[e]], np.cumsum(n_pts[seen])[:-1])
+            negs = [{"type": "network_edge", "from": ab[:2], "to": ab[2:]}
+                    for ab in np.column_stack([p, q])[seen].tolist()]
+            add_curves(curves, False, KINDS.index("network"), negs)
     curves, negs = [], []
     for _ in range(max(0, int(round(v["chains"] * area)))):
         straight = rng.uniform() < 0.5
@@ -512,23 +504,6 @@ def _dense_cluster(x: float, y: float, n: int, r_mean: float, size_spread: float
         xs[i] = xs[parent[i]] + d * math.cos(a[i])
         ys[i] = ys[parent[i]] + d * math.sin(a[i])
     return np.column_stack([xs, ys, r])
-
-
-def _paint_band(mask: np.ndarray, shapes: list[dict]):
-    """Paint ``shapes`` over ``mask`` in their bounding box, as labelme would.
-
-    Returns ``((y0, x0), box_after, band_box)``: the box origin, the mask in the box
-    after painting, and the shapes' own class-1 pixels there; None if the box lies
-    outside the image. labelme paints in order, so painting the new shapes over the
-    current mask equals rasterising the whole list (``labelme.rasterize`` of the
-    written file is checked against the mask in the tests).
-    """
-    painted = labelme.paint_in_box(shapes, mask.shape)
-    if painted is None:
-        return None
-    (y0, x0), box = painted
-    before = mask[y0:y0 + box.shape[0], x0:x0 + box.shape[1]]
-    return (y0, x0), np.where(box == labelme.UNTOUCHED, before, box), (box == 1).astype(np.uint8)
 
 
 def _ring_extent(cx, cy, R, irr, r_mean, v):
