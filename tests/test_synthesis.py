@@ -172,3 +172,34 @@ def test_gallery_renders(tmp_path):
     # 4 columns of (image | outline) pairs, 64 px each plus a 4 px margin
     assert img.shape == (68, 4 * (128 + 4))
     assert img.std() > 5
+
+
+def test_recorded_particle_radius_is_the_rendered_one():
+    # 0.3 nm/px and 5-8 nm particles ask for radii of 8-13 px; a 96 px frame holds at most 96/40 = 2.4 px
+    p = load_params("realistic", overrides={"scale_nm_per_px": (0.3, 0.3)})
+    s = synthesize_sample(p, 0, 0, (96, 96))
+    assert s["values"]["particle_radius_px"] == pytest.approx(2.4)
+    radii = np.array([r for _, _, r, kind, _ in s["particles"] if kind == "ring"])
+    assert len(radii) and abs(np.median(radii) - 2.4) < 0.5
+    # where nothing is clipped the record is the nm diameter over the pixel size
+    big = synthesize_sample(load_params("realistic"), 0, 0, (321, 321))["values"]
+    assert big["particle_radius_px"] == pytest.approx(big["particle_diameter_nm"] / big["scale_nm_per_px"] / 2)
+    assert big["psf_sigma_px"] == pytest.approx(big["psf_sigma_nm"] / big["scale_nm_per_px"])
+
+
+def test_drawn_parameters_are_frozen_and_cover_every_generator_parameter():
+    import dataclasses
+
+    from nanoseg.synthesis.draw import DrawnParams
+    from nanoseg.synthesis.generate import sample_rng
+
+    params = load_params("simple")
+    d = DrawnParams.sample(params, sample_rng(1, 2), (128, 160))
+    assert list(d.record())[:len(type(params).model_fields)] == list(type(params).model_fields)
+    assert d.cluster_size_range == tuple(params.cluster_size) and d.shape_hw == (128, 160)
+    assert params.ring_radius_px[0] * 128 / 321 <= d.ring_radius_lo_px <= d.ring_radius_hi_px <= 0.45 * 128
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.scale_nm_per_px = 1.0
+    assert d.replace(scale_nm_per_px=2 * d.scale_nm_per_px).psf_sigma_px == pytest.approx(d.psf_sigma_px / 2)
+    # the same stream gives the same draw
+    assert DrawnParams.sample(params, sample_rng(1, 2), (128, 160)) == d

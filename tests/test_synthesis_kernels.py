@@ -50,9 +50,9 @@ def _distance_to_polyline(p: np.ndarray, line: np.ndarray) -> float:
 
 def test_batched_particles_sit_on_their_own_curve():
     rng = np.random.default_rng(3)
-    v = {"cluster_size_range": (2, 6), "cluster_gap": 0.8, "particle_size_spread": 0.2, "line_width_jitter": 0.6}
+    v = dict(cluster_size=(2, 6), cluster_gap=0.8, size_spread=0.2, width_jitter=0.6)
     curves = [np.cumsum(rng.normal(0, 4, (n, 2)), axis=0) + rng.uniform(0, 300, 2) for n in (2, 5, 40, 80)]
-    parts, cid = particles_along_many(curves, False, v, 2.0, rng)
+    parts, cid = particles_along_many(curves, False, 2.0, rng, **v)
     assert len(parts) == len(cid) and set(np.unique(cid)) <= {0, 1, 2, 3} and {2, 3} <= set(np.unique(cid))
     for (x, y, r), k in zip(parts, cid):
         # sideways scatter is at most line_width_jitter radii
@@ -62,7 +62,7 @@ def test_batched_particles_sit_on_their_own_curve():
         own = parts[cid == k]
         d = np.hypot(*np.diff(own[:, :2], axis=0).T)
         assert (d > 0).all()
-    none, none_ids = particles_along_many([], True, v, 2.0, rng)
+    none, none_ids = particles_along_many([], True, 2.0, rng, **v)
     assert none.shape == (0, 3) and none_ids.shape == (0,)
 
 

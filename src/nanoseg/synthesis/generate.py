@@ -18,10 +18,11 @@ from tqdm import tqdm
 from .. import io
 from ..data import labelme
 from ..errors import NanosegError
+from .draw import DrawnParams
 from .meta import META_FILE
 from .params import SynthParams
 from .render import render_micrograph
-from .scene import KINDS, build_scene, sample_values
+from .scene import KINDS, build_scene
 
 MIN_SIZE_PX = 64
 
@@ -36,21 +37,16 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
 
     Returns a dict with ``image`` (uint8 HxW), ``mask`` (uint8, 1 = ring band),
     ``shapes`` (labelme), ``rings``, ``negatives``, ``particles`` and ``values``
-    (the parameter values drawn for this image).
+    (the parameter values drawn for this image and the rendered particle radius and
+    beam blur in px: ``DrawnParams.record``).
     """
     h, w = int(size_hw[0]), int(size_hw[1])
     if min(h, w) < MIN_SIZE_PX:
         raise NanosegError(f"--size: {w}x{h} is below the minimum of {MIN_SIZE_PX} px")
     rng = sample_rng(seed, index)
-    v = sample_values(params, rng)
-    v["cluster_size_range"] = tuple(params.cluster_size)
-    v["_ring_radius_range"] = tuple(params.ring_radius_px)
-    v["_ring_irregularity_hi"] = v["ring_irregularity"]
-    scene, mask = build_scene((h, w), v, rng)
-    image = render_micrograph(scene, v, rng)
-    values = {k: val for k, val in v.items() if not k.startswith("_") and k != "cluster_size_range"}
-    values["particle_radius_px"] = v["particle_diameter_nm"] / v["scale_nm_per_px"] / 2
-    values["psf_sigma_px"] = v["psf_sigma_nm"] / v["scale_nm_per_px"]
+    d = DrawnParams.sample(params, rng, (h, w))
+    scene, mask = build_scene(d, rng)
+    image = render_micrograph(scene, d, rng)
     return {
         "image": image,
         "mask": mask,
@@ -58,7 +54,7 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
         "rings": scene.rings,
         "negatives": scene.negatives,
         "particles": _particle_rows(scene.particles),
-        "values": values,
+        "values": d.record(),
     }
 
 

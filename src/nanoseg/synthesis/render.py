@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 
+from .draw import DrawnParams
 from .scene import Scene
 
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
@@ -132,7 +133,7 @@ def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles: np.ndarray) -
         yld.reshape(-1)[flat[won]] = sel[pi[won], 3].astype(np.float32)
 
 
-def scene_surface(scene: Scene, rng: np.random.Generator, v: dict):
+def scene_surface(scene: Scene, rng: np.random.Generator):
     """Height map (px) and SE yield map of a scene."""
     h, w = scene.shape
     support_h = np.zeros((h, w), np.float32)
@@ -164,36 +165,36 @@ def scene_surface(scene: Scene, rng: np.random.Generator, v: dict):
     return height, yld
 
 
-def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.ndarray:
-    """The 8-bit SEM image of ``scene`` with the drawn imaging parameters ``v``.
+def render_micrograph(scene: Scene, d: DrawnParams, rng: np.random.Generator) -> np.ndarray:
+    """The 8-bit SEM image of ``scene`` with the drawn imaging parameters ``d``.
 
     Operations run in place on float32 images: at 321x321 each whole-image pass
     costs ~50 us, and the generator's budget is ~20 ms per image.
     """
     h, w = scene.shape
-    height, yld = scene_surface(scene, rng, v)
+    height, yld = scene_surface(scene, rng)
     # SE edge effect: yield x (1 + edge_gain (sec(slope) - 1))
     signal = surface_slope_secant(height)
     signal -= 1
-    signal *= np.float32(v["edge_gain"])
+    signal *= np.float32(d.edge_gain)
     signal += 1
     signal *= yld
     # diffuse glow: electrons backscattered by the metal raise the SE yield of the support nearby
     metal = yld  # the yield map is not needed again: its buffer becomes the metal map
     metal -= SUPPORT_YIELD
     np.maximum(metal, 0, out=metal)
-    glow = smooth_glow(metal, v["halo_sigma_px"])
-    glow *= np.float32(v["halo_strength"])
+    glow = smooth_glow(metal, d.halo_sigma_px)
+    glow *= np.float32(d.halo_strength)
     signal += glow
     # support texture and a light-to-dark ramp (a sum of a row and a column vector)
     texture = texture_field((h, w), rng)
-    texture *= np.float32(v["texture_strength"])
+    texture *= np.float32(d.texture_strength)
     texture += 1
     signal *= texture
     ang = rng.uniform(0, 2 * np.pi)
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
-    k = v["gradient_strength"] / (0.5 * math.hypot(h, w))
+    k = d.gradient_strength / (0.5 * math.hypot(h, w))
     signal *= (xs - w / 2) * np.float32(k * math.cos(ang)) + (1 + (ys - h / 2) * np.float32(k * math.sin(ang)))
     for px, py, pr, depth in scene.pits:
         # a Gaussian dip, evaluated only where it matters (4 sigma)
@@ -204,28 +205,28 @@ def render_micrograph(scene: Scene, v: dict, rng: np.random.Generator) -> np.nda
             signal[y0:y1, x0:x1] *= 1.0 - depth * np.exp(-d2 / (2 * pr * pr))
     np.maximum(signal, 0, out=signal)
     # beam blur, then shot noise at the dose, then detector noise
-    signal = cv2.GaussianBlur(signal, (0, 0), v["psf_sigma_nm"] / v["scale_nm_per_px"])
-    dose = np.float32(v["dose_e_per_px"])
+    signal = cv2.GaussianBlur(signal, (0, 0), d.psf_sigma_px)
+    dose = np.float32(d.dose_e_per_px)
     signal *= dose
-    signal = shot_noise_counts(signal, rng, exact=v["shot_noise"] == "exact")
+    signal = shot_noise_counts(signal, rng, exact=d.shot_noise == "exact")
     signal /= dose
     noise = rng.standard_normal(signal.shape, dtype=np.float32)
-    noise *= np.float32(v["detector_noise"])
+    noise *= np.float32(d.detector_noise)
     signal += noise
     # the detector chain low-passes the signal along the scan line (x)
-    signal = cv2.GaussianBlur(signal, (0, 0), sigmaX=v["scan_blur_px"], sigmaY=1e-3)
+    signal = cv2.GaussianBlur(signal, (0, 0), sigmaX=d.scan_blur_px, sigmaY=1e-3)
     # scan lines: per-line gain jitter plus a slow drift down the frame
     drift = np.cumsum(rng.normal(0, 1, h))
     drift = (drift - drift.mean()) / (np.abs(drift - drift.mean()).max() + 1e-6)
-    gain = 1.0 + v["line_jitter"] * rng.normal(0, 1, h) + v["line_drift"] * drift
+    gain = 1.0 + d.line_jitter * rng.normal(0, 1, h) + d.line_drift * drift
     signal *= gain[:, None].astype(np.float32)
     # brightness/contrast/gamma: support -> background_level, particle centre -> particle_level
-    g = v["gamma"]
+    g = d.gamma
     np.maximum(signal, 0, out=signal)
     t = np.power(signal, np.float32(g), out=signal)
     t_bg = SUPPORT_YIELD**g
-    scale = (v["particle_level"] - v["background_level"]) / (1.0 - t_bg)
+    scale = (d.particle_level - d.background_level) / (1.0 - t_bg)
     t *= np.float32(scale)
-    t += np.float32(v["background_level"] - t_bg * scale + 0.5)  # + 0.5: truncation below rounds
+    t += np.float32(d.background_level - t_bg * scale + 0.5)  # + 0.5: truncation below rounds
     np.clip(t, 0, 255, out=t)
     return t.astype(np.uint8)

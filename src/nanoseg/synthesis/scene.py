@@ -4,6 +4,9 @@ Everything here is geometry in pixel units (x right, y down, pixel centres at
 integers). The rendering of a scene into an SEM image lives in ``render.py``.
 Rings are the labelled class; every other particle arrangement is a hard
 negative kept clear of the ring bands so that a mask pixel never lies on one.
+``build_scene`` places the rings (``add_rings``), then calls each function of
+``NEGATIVES`` in turn; a new kind of structure is one more ``add_*(layout)``
+function appended to that dict (and, if it has a count, a ``SynthParams`` field).
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import cv2
 import numpy as np
 
 from ..data import labelme
-
-REFERENCE_CROP_PX = 321
+from .draw import DrawnParams
 RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
 MIN_PARTICLE_SHARE = 0.5     # of a ring band's angular extent that particles must actually cover
 
@@ -37,30 +39,19 @@ class Scene:
     labelme_shapes: list = field(default_factory=list)
 
 
-def draw_value(rng: np.random.Generator, spec):
-    """One value from a ``(lo, hi)`` range (ints inclusive) or a scalar."""
-    if isinstance(spec, tuple):
-        lo, hi = spec
-        if isinstance(lo, int) and isinstance(hi, int):
-            return int(rng.integers(lo, hi + 1))
-        return float(rng.uniform(lo, hi))
-    return spec
-
-
-def sample_values(params, rng: np.random.Generator) -> dict:
-    """Draw every ranged parameter once for one image (field order fixes the RNG stream)."""
-    return {name: draw_value(rng, getattr(params, name)) for name in type(params).model_fields}
-
-
 # ------------------------------------------------------------------ curves
 
-def particles_along_many(curves, closed: bool, v: dict, r_mean: float, rng, radial_jitter: float = 0.0):
+def particles_along_many(curves, closed: bool, r_mean: float, rng, *, cluster_size: tuple[int, int],
+                         cluster_gap: float, size_spread: float, width_jitter: float, radial_jitter: float = 0.0):
     """Clusters of touching particles along several polylines at once, with gaps between clusters.
 
     Returns an (M, 3) array of x, y, radius and the (M,) index of the curve each
-    particle sits on. Cluster sizes, gaps and scatter come from ``v`` (the drawn
-    parameters): particles in real micrographs sit on lines in clumps of 2-6, not
-    as evenly spaced beads. All curves share one set of random draws and one
+    particle sits on. ``r_mean``: mean particle radius (px); ``cluster_size``: (lo, hi)
+    particles per cluster; ``cluster_gap``: mean gap between clusters, in particle
+    diameters; ``size_spread``: relative std of the radius; ``width_jitter``: sideways
+    scatter about the line, in radii; ``radial_jitter``: sideways offset of whole
+    clusters, in mean radii. Particles in real micrographs sit on lines in clumps of
+    2-6, not as evenly spaced beads. All curves share one set of random draws and one
     cumulative sum of particle-to-particle and cluster-to-cluster steps, which
     restarts at each curve: a network of 30 edges costs about what one edge costs.
     """
@@ -77,17 +68,17 @@ def particles_along_many(curves, closed: bool, v: dict, r_mean: float, rng, radi
     s_pts = np.concatenate([[0.0], np.cumsum(seglen)])
     s0 = s_pts[first]
     length = s_pts[first + counts - 1] - s0
-    lo, hi = v["cluster_size_range"]
-    gap_px = v["cluster_gap"] * 2 * r_mean
+    lo, hi = cluster_size
+    gap_px = cluster_gap * 2 * r_mean
     per_cluster = r_mean * (1.75 * (lo + hi) / 2 + 1) + gap_px  # mean arc length a cluster uses
     n_clu = (length / max(per_cluster, 0.5) * 1.3).astype(np.int64) + 3
     sizes = rng.integers(lo, hi + 1, int(n_clu.sum()))
     n = int(sizes.sum())
-    r = r_mean * np.maximum(0.45, 1.0 + v["particle_size_spread"] * rng.standard_normal(n))
+    r = r_mean * np.maximum(0.45, 1.0 + size_spread * rng.standard_normal(n))
     within = rng.uniform(0.75, 1.0, n)
     gaps = rng.uniform(0.5, 1.5, len(sizes)) * gap_px
     offs = rng.normal(0.0, radial_jitter * r_mean, len(sizes)) if radial_jitter > 0 else np.zeros(len(sizes))
-    side = rng.uniform(-1, 1, n) * v["line_width_jitter"] * r
+    side = rng.uniform(-1, 1, n) * width_jitter * r
     lead = rng.uniform(0, gap_px + r_mean, n_curves)
     clu_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])         # first particle of each cluster
     curve_first = clu_start[np.concatenate([[0], np.cumsum(n_clu)[:-1]])]
@@ -109,12 +100,6 @@ def particles_along_many(curves, closed: bool, v: dict, r_mean: float, rng, radi
     k = np.clip(np.searchsorted(s_pts, sg, side="right") - 1, 0, len(seg) - 1)
     t = seg[k] / np.maximum(seglen[k], 1e-9)[:, None]
     return np.column_stack([x - t[:, 1] * off, y + t[:, 0] * off, r]), cid
-
-
-def particles_along(pts: np.ndarray, closed: bool, v: dict, r_mean: float, rng,
-                    radial_jitter: float = 0.0) -> np.ndarray:
-    """(M, 3) x, y, radius of particle clusters along one polyline (see ``particles_along_many``)."""
-    return particles_along_many([pts], closed, v, r_mean, rng, radial_jitter)[0]
 
 
 def ring_curve(cx, cy, radius, irregularity, rng, n=None, aspect=1.0, angle=0.0):
@@ -266,229 +251,346 @@ def _full_runs(covered: np.ndarray):
 
 # ------------------------------------------------------------------ scene building
 
-def build_scene(shape: tuple[int, int], v: dict, rng: np.random.Generator) -> tuple[Scene, np.ndarray]:
-    """Lay out one scene from drawn parameters ``v``. Returns the scene and its class mask."""
-    h, w = shape
-    scene = Scene(shape=shape)
-    fit = min(1.0, min(h, w) / REFERENCE_CROP_PX)
-    area = h * w / REFERENCE_CROP_PX**2
-    r_mean = v["particle_diameter_nm"] / v["scale_nm_per_px"] / 2.0
-    r_mean = float(np.clip(r_mean, 0.9, max(1.0, min(h, w) / 40)))
-    v = dict(v, r_mean_px=r_mean)
-    chunks = []  # (M, 6) arrays: x, y, r, kind, structure_id, yield
+class Layout:
+    """A scene under construction: its drawn parameters, random stream, ring mask and particle table.
 
-    # --- rings (the labelled class)
-    rad_lo, rad_hi = v["_ring_radius_range"]
-    rad_lo = max(rad_lo * fit, 4 * r_mean + 2)
-    rad_hi = min(max(rad_hi * fit, rad_lo), 0.45 * min(h, w))
-    n_rings = v["rings_per_image"]
-    n_rings = max(1 if n_rings > 0 else 0, int(round(n_rings * area)))
-    placed = []  # (cx, cy, r_in_extent, r_out_extent)
-    ring_specs = []
+    Rings go first (``add_rings``); then ``distance_to_rings`` is fixed, and every hard negative
+    is placed through ``keep_clear``/``add_curves``, which drop particles that would touch a ring band.
+    """
+
+    def __init__(self, d: DrawnParams, rng: np.random.Generator):
+        self.d, self.rng = d, rng
+        self.h, self.w = d.shape_hw
+        self.r_mean = d.particle_radius_px
+        self.scene = Scene(shape=d.shape_hw)
+        self.mask = np.zeros(d.shape_hw, dtype=np.uint8)
+        self.chunks: list[np.ndarray] = []   # (M, 6): x, y, r, kind, structure_id, yield
+        self.dist: np.ndarray | None = None  # px to the nearest ring band, set by ``fix_ring_bands``
+
+    def count(self, per_reference_frame: float) -> int:
+        """A per-321x321 count scaled to this frame's area."""
+        return max(0, int(round(per_reference_frame * self.d.area_units)))
+
+    def particles(self, curves, closed: bool, radial_jitter: float = 0.0, cluster_gap: float | None = None):
+        """Clusters of particles along ``curves`` with this image's cluster sizes, gaps and scatter."""
+        d = self.d
+        return particles_along_many(curves, closed, self.r_mean, self.rng, cluster_size=d.cluster_size_range,
+                                    cluster_gap=d.cluster_gap if cluster_gap is None else cluster_gap,
+                                    size_spread=d.particle_size_spread, width_jitter=d.line_width_jitter,
+                                    radial_jitter=radial_jitter)
+
+    def fix_ring_bands(self) -> None:
+        self.dist = cv2.distanceTransform((self.mask == 0).astype(np.uint8), cv2.DIST_L2, 3) if self.mask.any() \
+            else np.full(self.d.shape_hw, 1e6, dtype=np.float32)
+
+    def keep_clear(self, parts, kind: str, yld: float = 1.0, margin: float = 1.5) -> np.ndarray:
+        """Add the particles clear of ring bands and inside the frame; returns which were kept."""
+        if len(parts) == 0:
+            return np.zeros(0, dtype=bool)
+        w, h = self.w, self.h
+        xi = np.clip(np.rint(parts[:, 0]).astype(np.int64), 0, w - 1)
+        yi = np.clip(np.rint(parts[:, 1]).astype(np.int64), 0, h - 1)
+        ok = self.dist[yi, xi] > parts[:, 2] + margin
+        ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
+        ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
+        n_ok = int(ok.sum())
+        if n_ok:
+            ylds = np.maximum(yld * (1.0 + self.d.particle_yield_spread * self.rng.standard_normal(n_ok)), 0.5)
+            self.chunks.append(np.column_stack([parts[ok], np.full(n_ok, KINDS.index(kind)), np.full(n_ok, -1),
+                                                ylds]))
+        return ok
+
+    def add_curves(self, curves, closed: bool, kind: str, negatives: list, radial_jitter: float = 0.0) -> None:
+        """Particles along all ``curves``; the negative of each curve that kept any is recorded."""
+        parts, cid = self.particles(curves, closed, radial_jitter)
+        kept = np.bincount(cid[self.keep_clear(parts, kind)], minlength=len(curves))
+        self.scene.negatives.extend(neg for neg, n in zip(negatives, kept) if n)
+
+    def finish(self) -> tuple[Scene, np.ndarray]:
+        self.scene.particles = np.concatenate(self.chunks) if self.chunks else np.zeros((0, 6))
+        return self.scene, self.mask
+
+
+def build_scene(d: DrawnParams, rng: np.random.Generator) -> tuple[Scene, np.ndarray]:
+    """Lay out one scene from the drawn parameters ``d``. Returns the scene and its class mask.
+
+    Rings first (the labelled class), then every hard negative in ``NEGATIVES`` order (that
+    order is part of the random stream: append new kinds at the end).
+    """
+    lay = Layout(d, rng)
+    add_rings(lay)
+    lay.fix_ring_bands()
+    for add_negative in NEGATIVES.values():
+        add_negative(lay)
+    return lay.finish()
+
+
+# --- rings (the labelled class)
+
+def place_rings(lay: Layout) -> list[tuple[float, float, float, float]]:
+    """(cx, cy, radius, irregularity) of non-overlapping rings, some with a ring nested inside."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
+    lo, hi = d.ring_radius_lo_px, d.ring_radius_hi_px
+    placed, specs = [], []  # extents (cx, cy, r_in, r_out) and ring specs
+
+    def accept(cx, cy, radius, irr) -> bool:
+        extent = _ring_extent(cx, cy, radius, irr, lay.r_mean, d.ring_radial_jitter)
+        if not _fits(extent, placed):
+            return False
+        placed.append(extent)
+        specs.append((cx, cy, radius, irr))
+        return True
+
+    n_rings = max(1 if d.rings_per_image > 0 else 0, int(round(d.rings_per_image * d.area_units)))
     for _ in range(n_rings):
         for _try in range(30):
-            R = float(np.exp(rng.uniform(math.log(rad_lo), math.log(max(rad_hi, rad_lo + 1e-3)))))
+            R = float(np.exp(rng.uniform(math.log(lo), math.log(max(hi, lo + 1e-3)))))
             cx = rng.uniform(-0.15 * R, w + 0.15 * R)
             cy = rng.uniform(-0.15 * R, h + 0.15 * R)
-            irr = rng.uniform(0, v["_ring_irregularity_hi"])
-            spec = _ring_extent(cx, cy, R, irr, r_mean, v)
-            if _fits(spec, placed):
-                placed.append(spec)
-                ring_specs.append((cx, cy, R, irr))
+            if accept(cx, cy, R, rng.uniform(0, d.ring_irregularity)):
                 break
         else:
             continue
-        if rng.uniform() < v["nested_ring_prob"]:
+        if rng.uniform() < d.nested_ring_prob:
             R2 = R * rng.uniform(0.35, 0.65)
-            if R2 >= rad_lo:
-                cx2 = cx + rng.normal(0, 0.08 * R)
-                cy2 = cy + rng.normal(0, 0.08 * R)
-                irr2 = rng.uniform(0, v["_ring_irregularity_hi"])
-                spec2 = _ring_extent(cx2, cy2, R2, irr2, r_mean, v)
-                if _fits(spec2, placed):
-                    placed.append(spec2)
-                    ring_specs.append((cx2, cy2, R2, irr2))
+            if R2 >= lo:
+                accept(cx + rng.normal(0, 0.08 * R), cy + rng.normal(0, 0.08 * R), R2,
+                       rng.uniform(0, d.ring_irregularity))
+    return specs
 
-    mask = np.zeros(shape, dtype=np.uint8)
+
+def add_rings(lay: Layout) -> None:
+    """Particles and labelled bands of every placed ring, largest first (a nested ring's band is
+    painted after its host's hole)."""
+    d = lay.d
     # rings are denser than loose chains (clusters at most 1.2 diameters apart), so that a ring
     # reads as a ring; the band bridges the gaps between clusters but never a sixth of the circle
-    v_ring = dict(v, cluster_gap=min(v["cluster_gap"], RING_MAX_CLUSTER_GAP))
-    # largest first, so a nested ring's band is painted after its host's hole
-    for cx, cy, R, irr in sorted(ring_specs, key=lambda s: -s[2]):
-        fill_px = min(2 * r_mean * (v_ring["cluster_gap"] * 1.5 + 1) + 4, max(4 * r_mean, math.pi * R / 3))
-        curve = ring_curve(cx, cy, R, irr, rng)
-        parts = particles_along(curve, True, v_ring, r_mean, rng, radial_jitter=v["ring_radial_jitter"])
-        parts = _cut_gaps(parts, cx, cy, R, v["ring_coverage"], fill_px, rng)
+    gap = min(d.cluster_gap, RING_MAX_CLUSTER_GAP)
+    for cx, cy, R, irr in sorted(place_rings(lay), key=lambda s: -s[2]):
+        fill_px = min(2 * lay.r_mean * (gap * 1.5 + 1) + 4, max(4 * lay.r_mean, math.pi * R / 3))
+        curve = ring_curve(cx, cy, R, irr, lay.rng)
+        parts = lay.particles([curve], True, radial_jitter=d.ring_radial_jitter, cluster_gap=gap)[0]
+        parts = _cut_gaps(parts, cx, cy, R, d.ring_coverage, fill_px, lay.rng)
         if len(parts) < 4:
             continue
         band = ring_band(cx, cy, parts, R, fill_px)
         if band is None or band["particle_coverage"] < MIN_PARTICLE_SHARE * band["coverage"]:
             continue  # too few particles to read as a ring
-        # paint the band over the mask in its bounding box, as labelme paints the shapes in order
-        painted = labelme.paint_in_box(band["shapes"], shape)
-        if painted is None:
-            continue
-        (y0, x0), drawn = painted
-        box = mask[y0:y0 + drawn.shape[0], x0:x0 + drawn.shape[1]]
-        new_box = np.where(drawn == labelme.UNTOUCHED, box, drawn)
-        # keep labels order-independent: the union of bands must equal labelme's painting
-        if not (drawn == 1).any() or not np.array_equal(new_box, np.maximum(box, drawn == 1)):
-            continue
-        box[...] = new_box
-        sid = len(scene.rings)
-        inside = (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2]) & \
-                 (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        ylds = np.maximum(1.0 + v["particle_yield_spread"] * rng.standard_normal(len(parts)), 0.5)
-        chunks.append(np.column_stack([parts, np.full(len(parts), KINDS.index("ring")),
+        if _paint_band(lay.mask, band["shapes"]):
+            _record_ring(lay, cx, cy, irr, parts, band)
+
+
+def _paint_band(mask: np.ndarray, shapes: list) -> bool:
+    """Paint a ring band over ``mask`` in its bounding box, as labelme paints the shapes in order;
+    refused (False) where the union of bands would not equal labelme's painting."""
+    painted = labelme.paint_in_box(shapes, mask.shape)
+    if painted is None:
+        return False
+    (y0, x0), drawn = painted
+    box = mask[y0:y0 + drawn.shape[0], x0:x0 + drawn.shape[1]]
+    new_box = np.where(drawn == labelme.UNTOUCHED, box, drawn)
+    if not (drawn == 1).any() or not np.array_equal(new_box, np.maximum(box, drawn == 1)):
+        return False
+    box[...] = new_box
+    return True
+
+
+def _record_ring(lay: Layout, cx, cy, irr, parts: np.ndarray, band: dict) -> None:
+    scene, w, h = lay.scene, lay.w, lay.h
+    sid = len(scene.rings)
+    inside = (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2]) & \
+             (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
+    ylds = np.maximum(1.0 + lay.d.particle_yield_spread * lay.rng.standard_normal(len(parts)), 0.5)
+    lay.chunks.append(np.column_stack([parts, np.full(len(parts), KINDS.index("ring")),
                                        np.full(len(parts), sid), ylds]))
-        rho = np.hypot(parts[:, 0] - cx, parts[:, 1] - cy)
-        first = len(scene.labelme_shapes)
-        scene.rings.append({
-            "id": sid, "type": "ring", "cx": float(cx), "cy": float(cy),
-            "radius_px": float(rho.mean()), "r_inner_px": band["r_inner_px"],
-            "r_outer_px": band["r_outer_px"], "coverage": band["coverage"],
-            "irregularity": float(irr), "n_particles": int(inside.sum()),
-            # this ring's own labelme shapes, [first, last): structure-level ground truth measures
-            # them exactly as predictions are measured (``inference.structures.rings_from_meta``)
-            "shapes": [first, first + len(band["shapes"])],
-        })
-        scene.labelme_shapes = scene.labelme_shapes + band["shapes"]
+    rho = np.hypot(parts[:, 0] - cx, parts[:, 1] - cy)
+    first = len(scene.labelme_shapes)
+    scene.rings.append({
+        "id": sid, "type": "ring", "cx": float(cx), "cy": float(cy),
+        "radius_px": float(rho.mean()), "r_inner_px": band["r_inner_px"],
+        "r_outer_px": band["r_outer_px"], "coverage": band["coverage"],
+        "irregularity": float(irr), "n_particles": int(inside.sum()),
+        # this ring's own labelme shapes, [first, last): structure-level ground truth measures
+        # them exactly as predictions are measured (``rings_from_meta``)
+        "shapes": [first, first + len(band["shapes"])],
+    })
+    scene.labelme_shapes = scene.labelme_shapes + band["shapes"]
 
-    # --- hard negatives and support, kept off the ring bands
-    dist = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 3) if mask.any() \
-        else np.full(shape, 1e6, dtype=np.float32)
 
-    def add(parts, kind, yld=1.0, margin=1.5) -> np.ndarray:
-        """Keep the particles clear of ring bands and inside the frame; returns which were kept."""
-        if len(parts) == 0:
-            return np.zeros(0, dtype=bool)
-        xi = np.clip(np.rint(parts[:, 0]).astype(np.int64), 0, w - 1)
-        yi = np.clip(np.rint(parts[:, 1]).astype(np.int64), 0, h - 1)
-        ok = dist[yi, xi] > parts[:, 2] + margin
-        ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
-        ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        n_ok = int(ok.sum())
-        if n_ok:
-            ylds = np.maximum(yld * (1.0 + v["particle_yield_spread"] * rng.standard_normal(n_ok)), 0.5)
-            chunks.append(np.column_stack([parts[ok], np.full(n_ok, kind), np.full(n_ok, -1), ylds]))
-        return ok
+# --- hard negatives (class 0), each kept off the ring bands
 
-    def add_curves(curves, closed, kind, negatives, radial_jitter=0.0):
-        """Particles along all ``curves``; the negative of each curve that kept any is recorded."""
-        parts, cid = particles_along_many(curves, closed, v, r_mean, rng, radial_jitter)
-        kept = np.bincount(cid[add(parts, kind)], minlength=len(curves))
-        scene.negatives.extend(neg for neg, n in zip(negatives, kept) if n)
-
+def add_network(lay: Layout) -> None:
+    """Voronoi cells in a stretched frame: elongated, irregular cells with a preferred line
+    direction, as in real micrographs; round cells would be unlabelled rings."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
+    if not rng.uniform() < d.network_prob:
+        return
     diag = math.hypot(h, w)
-    margin_px = 4 * r_mean
-    if rng.uniform() < v["network_prob"]:
-        # Voronoi cells in a stretched frame: elongated, irregular cells with a preferred line
-        # direction, as in real micrographs; round cells would be unlabelled rings.
-        n_cells = max(2, int(round(v["network_cells"] * area)))
-        stretch = rng.uniform(2.2, 4.0)
-        theta = rng.uniform(0, np.pi)
-        rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-        span = 0.75 * diag
-        seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_cells * 4 + 4),
-                                 rng.uniform(-span, span, n_cells * 4 + 4)])
-        p, q = voronoi_edges(seeds)
-        to_frame = np.array([[1.0 / stretch, 0.0], [0.0, 1.0]]) @ rot.T
-        p, q = p @ to_frame + [w / 2, h / 2], q @ to_frame + [w / 2, h / 2]
-        seg_len = np.hypot(*(q - p).T)
-        ok = (seg_len >= 4) & (seg_len <= 2 * diag)
-        p, q, seg_len = p[ok], q[ok], seg_len[ok]
-        # each edge bows sideways: a quadratic Bezier through a jittered midpoint
-        perp = np.column_stack([-(q - p)[:, 1], (q - p)[:, 0]]) / seg_len[:, None]
-        mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len)[:, None] * perp
-        n_pts = np.maximum(8, (seg_len / 2).astype(np.int64))
-        e = np.repeat(np.arange(len(p)), n_pts)
-        first = np.cumsum(n_pts) - n_pts
-        t = ((np.arange(len(e)) - first[e]) / (n_pts[e] - 1))[:, None]
-        pts = (1 - t) ** 2 * p[e] + 2 * (1 - t) * t * mid[e] + t**2 * q[e]
-        if len(pts):
-            lo_x, lo_y = (np.minimum.reduceat(pts[:, i], first) for i in (0, 1))
-            hi_x, hi_y = (np.maximum.reduceat(pts[:, i], first) for i in (0, 1))
-            # edges outside the frame get no particles
-            seen = (hi_x >= -margin_px) & (lo_x <= w + margin_px) & (hi_y >= -margin_px) & (lo_y <= h + margin_px)
-            curves = np.split(pts[seen[e]], np.cumsum(n_pts[seen])[:-1])
-            negs = [{"type": "network_edge", "from": ab[:2], "to": ab[2:]}
-                    for ab in np.column_stack([p, q])[seen].tolist()]
-            add_curves(curves, False, KINDS.index("network"), negs)
+    n_cells = max(2, int(round(d.network_cells * d.area_units)))
+    stretch = rng.uniform(2.2, 4.0)
+    theta = rng.uniform(0, np.pi)
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    span = 0.75 * diag
+    seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_cells * 4 + 4),
+                             rng.uniform(-span, span, n_cells * 4 + 4)])
+    p, q = voronoi_edges(seeds)
+    to_frame = np.array([[1.0 / stretch, 0.0], [0.0, 1.0]]) @ rot.T
+    p, q = p @ to_frame + [w / 2, h / 2], q @ to_frame + [w / 2, h / 2]
+    seg_len = np.hypot(*(q - p).T)
+    ok = (seg_len >= 4) & (seg_len <= 2 * diag)
+    p, q, seg_len = p[ok], q[ok], seg_len[ok]
+    # each edge bows sideways: a quadratic Bezier through a jittered midpoint
+    perp = np.column_stack([-(q - p)[:, 1], (q - p)[:, 0]]) / seg_len[:, None]
+    mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len)[:, None] * perp
+    n_pts = np.maximum(8, (seg_len / 2).astype(np.int64))
+    e = np.repeat(np.arange(len(p)), n_pts)
+    first = np.cumsum(n_pts) - n_pts
+    t = ((np.arange(len(e)) - first[e]) / (n_pts[e] - 1))[:, None]
+    pts = (1 - t) ** 2 * p[e] + 2 * (1 - t) * t * mid[e] + t**2 * q[e]
+    if not len(pts):
+        return
+    lo_x, lo_y = (np.minimum.reduceat(pts[:, i], first) for i in (0, 1))
+    hi_x, hi_y = (np.maximum.reduceat(pts[:, i], first) for i in (0, 1))
+    # edges outside the frame get no particles
+    m = 4 * lay.r_mean
+    seen = (hi_x >= -m) & (lo_x <= w + m) & (hi_y >= -m) & (lo_y <= h + m)
+    curves = np.split(pts[seen[e]], np.cumsum(n_pts[seen])[:-1])
+    negs = [{"type": "network_edge", "from": ab[:2], "to": ab[2:]} for ab in np.column_stack([p, q])[seen].tolist()]
+    lay.add_curves(curves, False, "network", negs)
+
+
+def add_chains(lay: Layout) -> None:
+    """Open straight or curved chains."""
+    rng, h, w = lay.rng, lay.h, lay.w
+    diag = math.hypot(h, w)
     curves, negs = [], []
-    for _ in range(max(0, int(round(v["chains"] * area)))):
+    for _ in range(lay.count(lay.d.chains)):
         straight = rng.uniform() < 0.5
         curve = random_walk_curve(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi),
                                   rng.uniform(40, 0.9 * diag), 0.0 if straight else rng.uniform(0.01, 0.05), rng)
         curves.append(curve)
         negs.append({"type": "straight_chain" if straight else "curved_chain",
                      "start": curve[0].tolist(), "end": curve[-1].tolist()})
-    add_curves(curves, False, KINDS.index("chain"), negs)
+    lay.add_curves(curves, False, "chain", negs)
+
+
+def add_arcs(lay: Layout) -> None:
+    """Short arcs (40-190 deg) of ring-like particles: rings' look-alikes that are not closed."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
     curves, negs = [], []
-    for _ in range(max(0, int(round(v["arcs"] * area)))):
-        R = float(rng.uniform(rad_lo, rad_hi))
+    for _ in range(lay.count(d.arcs)):
+        R = float(rng.uniform(d.ring_radius_lo_px, d.ring_radius_hi_px))
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         span = math.radians(rng.uniform(40, 190))
         a0 = rng.uniform(0, 2 * np.pi)
         th = np.linspace(a0, a0 + span, max(16, int(R * span / 0.7)))
         curves.append(np.column_stack([cx + R * np.cos(th), cy + R * np.sin(th)]))
         negs.append({"type": "arc", "cx": cx, "cy": cy, "radius_px": R, "span_deg": math.degrees(span)})
-    add_curves(curves, False, KINDS.index("arc"), negs, v["ring_radial_jitter"])
+    lay.add_curves(curves, False, "arc", negs, d.ring_radial_jitter)
+
+
+def add_elongated_loops(lay: Layout) -> None:
+    """Closed loops far from round (aspect 2.2-4)."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
     curves, negs = [], []
-    for _ in range(max(0, int(round(v["elongated_loops"] * area)))):
-        R = float(rng.uniform(rad_lo, rad_hi))
+    for _ in range(lay.count(d.elongated_loops)):
+        R = float(rng.uniform(d.ring_radius_lo_px, d.ring_radius_hi_px))
         aspect = rng.uniform(2.2, 4.0)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         curves.append(ring_curve(cx, cy, R, 0.0, rng, aspect=aspect, angle=rng.uniform(0, np.pi)))
         negs.append({"type": "elongated_loop", "cx": cx, "cy": cy, "radius_px": R, "aspect": aspect})
-    add_curves(curves, True, KINDS.index("loop"), negs)
-    for _ in range(max(0, int(round(v["dense_clusters"] * area)))):
-        arr = _dense_cluster(rng.uniform(0, w), rng.uniform(0, h), int(rng.integers(8, 40)), r_mean,
-                             v["particle_size_spread"], rng)
-        if add(arr, KINDS.index("cluster")).any():
-            scene.negatives.append({"type": "dense_cluster", "cx": float(arr[:, 0].mean()),
-                                    "cy": float(arr[:, 1].mean()), "n": len(arr)})
-    # detached particles: singles, pairs and triples in a line
-    n_scatter = int(rng.poisson(v["scattered_per_10k_px2"] * h * w / 1e4))
-    if n_scatter:
-        xy = rng.uniform(0, 1, (n_scatter, 2)) * [w, h]
-        k = rng.integers(1, 4, n_scatter)
-        a = rng.uniform(0, 2 * np.pi, n_scatter)
-        j = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)          # position within its group
-        g = np.repeat(np.arange(n_scatter), k)
-        r = r_mean * np.maximum(0.5, 1 + v["particle_size_spread"] * rng.standard_normal(len(g)))
-        step = j * 1.8 * r_mean
-        add(np.column_stack([xy[g, 0] + step * np.cos(a[g]), xy[g, 1] + step * np.sin(a[g]), r]),
-            KINDS.index("scattered"))
-    for _ in range(max(0, int(round(v["big_particles"] * area)))):
-        r = r_mean * rng.uniform(2.2, 4.5)
-        arr = np.array([[rng.uniform(0, w), rng.uniform(0, h), r]])
-        if add(arr, KINDS.index("big"), yld=rng.uniform(1.05, 1.3), margin=2.0).any():
-            scene.negatives.append({"type": "big_particle", "x": float(arr[0, 0]), "y": float(arr[0, 1]),
-                                    "r": float(r)})
-    for _ in range(max(0, int(round(v["debris"] * area)))):
-        size = r_mean * rng.uniform(4, 14)
+    lay.add_curves(curves, True, "loop", negs)
+
+
+def add_dense_clusters(lay: Layout) -> None:
+    """Compact clusters of 8-40 adhering particles."""
+    d, rng = lay.d, lay.rng
+    for _ in range(lay.count(d.dense_clusters)):
+        arr = _dense_cluster(rng.uniform(0, lay.w), rng.uniform(0, lay.h), int(rng.integers(8, 40)), lay.r_mean,
+                             d.particle_size_spread, rng)
+        if lay.keep_clear(arr, "cluster").any():
+            lay.scene.negatives.append({"type": "dense_cluster", "cx": float(arr[:, 0].mean()),
+                                        "cy": float(arr[:, 1].mean()), "n": len(arr)})
+
+
+def add_scattered(lay: Layout) -> None:
+    """Detached particles: singles, pairs and triples in a line."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
+    n_scatter = int(rng.poisson(d.scattered_per_10k_px2 * h * w / 1e4))
+    if not n_scatter:
+        return
+    xy = rng.uniform(0, 1, (n_scatter, 2)) * [w, h]
+    k = rng.integers(1, 4, n_scatter)
+    a = rng.uniform(0, 2 * np.pi, n_scatter)
+    j = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)          # position within its group
+    g = np.repeat(np.arange(n_scatter), k)
+    r = lay.r_mean * np.maximum(0.5, 1 + d.particle_size_spread * rng.standard_normal(len(g)))
+    step = j * 1.8 * lay.r_mean
+    lay.keep_clear(np.column_stack([xy[g, 0] + step * np.cos(a[g]), xy[g, 1] + step * np.sin(a[g]), r]),
+                   "scattered")
+
+
+def add_big_particles(lay: Layout) -> None:
+    """Large bright particles (2.2-4.5 particle radii)."""
+    rng = lay.rng
+    for _ in range(lay.count(lay.d.big_particles)):
+        r = lay.r_mean * rng.uniform(2.2, 4.5)
+        arr = np.array([[rng.uniform(0, lay.w), rng.uniform(0, lay.h), r]])
+        if lay.keep_clear(arr, "big", yld=rng.uniform(1.05, 1.3), margin=2.0).any():
+            lay.scene.negatives.append({"type": "big_particle", "x": float(arr[0, 0]), "y": float(arr[0, 1]),
+                                        "r": float(r)})
+
+
+def add_debris(lay: Layout) -> None:
+    """Large bright irregular debris (a lumpy polygon, rendered as a bump of the support)."""
+    rng, h, w = lay.rng, lay.h, lay.w
+    for _ in range(lay.count(lay.d.debris)):
+        size = lay.r_mean * rng.uniform(4, 14)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         xi, yi = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
-        if dist[yi, xi] <= size * 1.6 + 2:
+        if lay.dist[yi, xi] <= size * 1.6 + 2:
             continue
         poly = ring_curve(cx, cy, size, 0.35, rng, n=24, aspect=rng.uniform(1, 2.5), angle=rng.uniform(0, np.pi))
-        scene.debris.append((poly, size * rng.uniform(0.3, 0.6), rng.uniform(0.8, 1.15)))
-        scene.negatives.append({"type": "debris", "cx": cx, "cy": cy, "size_px": size})
-    for _ in range(v["flakes"]):
-        # a flake is a large polygon whose edge crosses the frame: its step shows as a bright ridge
+        lay.scene.debris.append((poly, size * rng.uniform(0.3, 0.6), rng.uniform(0.8, 1.15)))
+        lay.scene.negatives.append({"type": "debris", "cx": cx, "cy": cy, "size_px": size})
+
+
+def add_flakes(lay: Layout) -> None:
+    """Carbon flakes: large polygons whose edge crosses the frame; the step shows as a bright ridge."""
+    rng, h, w = lay.rng, lay.h, lay.w
+    diag = math.hypot(h, w)
+    for _ in range(lay.d.flakes):
         cx, cy = rng.uniform(-0.3 * w, 1.3 * w), rng.uniform(-0.3 * h, 1.3 * h)
         size = rng.uniform(0.3, 0.8) * diag
         n_vert = int(rng.integers(4, 7))
         ang = np.sort(rng.uniform(0, 2 * np.pi, n_vert))
         rad = size * rng.uniform(0.5, 1.0, n_vert)
         poly = np.column_stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)])
-        scene.flakes.append((poly, rng.uniform(1.5, 4.0), rng.uniform(0.05, 0.35)))
-        scene.negatives.append({"type": "flake_edge"})
-    for _ in range(v["pits"]):
-        scene.pits.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2, 10) * r_mean / 2,
-                           rng.uniform(0.1, 0.35)))
-    scene.particles = np.concatenate(chunks) if chunks else np.zeros((0, 6))
-    return scene, mask
+        lay.scene.flakes.append((poly, rng.uniform(1.5, 4.0), rng.uniform(0.05, 0.35)))
+        lay.scene.negatives.append({"type": "flake_edge"})
+
+
+def add_pits(lay: Layout) -> None:
+    """Dark pits in the support (Gaussian dips, 1-5 particle radii wide)."""
+    rng = lay.rng
+    for _ in range(lay.d.pits):
+        lay.scene.pits.append((rng.uniform(0, lay.w), rng.uniform(0, lay.h), rng.uniform(2, 10) * lay.r_mean / 2,
+                               rng.uniform(0.1, 0.35)))
+
+
+#: every hard negative, in the order they are laid out (part of the random stream: append new kinds)
+NEGATIVES = {
+    "network": add_network,
+    "chains": add_chains,
+    "arcs": add_arcs,
+    "elongated_loops": add_elongated_loops,
+    "dense_clusters": add_dense_clusters,
+    "scattered": add_scattered,
+    "big_particles": add_big_particles,
+    "debris": add_debris,
+    "flakes": add_flakes,
+    "pits": add_pits,
+}
 
 
 def _dense_cluster(x: float, y: float, n: int, r_mean: float, size_spread: float, rng) -> np.ndarray:
@@ -506,8 +608,9 @@ def _dense_cluster(x: float, y: float, n: int, r_mean: float, size_spread: float
     return np.column_stack([xs, ys, r])
 
 
-def _ring_extent(cx, cy, R, irr, r_mean, v):
-    slack = 2 * irr * R + v["ring_radial_jitter"] * r_mean * 2 + 2 * r_mean + 2
+def _ring_extent(cx, cy, R, irr, r_mean, radial_jitter):
+    """(cx, cy, inner, outer): the annulus a ring's particles can reach."""
+    slack = 2 * irr * R + radial_jitter * r_mean * 2 + 2 * r_mean + 2
     return (cx, cy, max(0.0, R - slack), R + slack)
 
 
