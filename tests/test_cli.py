@@ -36,8 +36,8 @@ def test_one_line_errors_name_the_file_or_parameter(tmp_path):
         (("evaluate",), "--pred/--gt"),
         (("export", "--model", missing, "--onnx", tmp_path / "m.onnx"), "--model"),
         (("experiment", "report", missing), str(missing)),
-        (("predict", "--model", missing, "--input", tmp_path, "--out", tmp_path / "p"), "--model"),
-        (("predict", "--model", missing, "--input", tmp_path, "--out", tmp_path / "p",
+        (("predict", "--model", missing, "--input", tmp_path / "in", "--out", tmp_path / "p"), "--model"),
+        (("predict", "--model", missing, "--input", tmp_path / "in", "--out", tmp_path / "p",
           "--scale-nm-per-px", "-1"), "--scale-nm-per-px"),
         (("split", missing, "--train", tmp_path / "tr"), "--train/--test"),
     ]

@@ -2,24 +2,56 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from .errors import NanosegError
+from .errors import NanosegError, brief
 
 
 def _size(value: str) -> tuple[int, int]:
     try:
-        if "x" in value:
+        if "x" in value.lower():
             w, h = value.lower().split("x")
             return int(h), int(w)
         return int(value), int(value)
     except ValueError:
         raise NanosegError(f"--size: {value!r} is not N or WxH") from None
+
+
+class Finite(click.ParamType):
+    """A finite float in [lo, hi] (``lo_open``: lo itself excluded). NaN and infinities are refused."""
+
+    name = "float"
+
+    def __init__(self, lo: float | None = None, hi: float | None = None, lo_open: bool = False):
+        self.lo, self.hi, self.lo_open = lo, hi, lo_open
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+            self.fail(f"{value} must be {'>' if self.lo_open else '>='} {self.lo}", param, ctx)
+        if self.hi is not None and v > self.hi:
+            self.fail(f"{value} must be <= {self.hi}", param, ctx)
+        return v
+
+
+#: seeds are 32-bit unsigned integers (numpy, torch and the YAML files all take them)
+SEED = click.IntRange(0, 2**32 - 1)
+#: most samples one command writes
+MAX_SAMPLES = 1_000_000
+COUNT = click.IntRange(1, MAX_SAMPLES)
+#: augmentation strength: 0 (none) .. 2 (scale 0.5-1.5, shifts of 30%, twice the paper's noise)
+STRENGTH = Finite(0.0, 2.0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,9 +62,11 @@ def cli():
 
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, help="demo run folder")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--iters", default=600, show_default=True, help="training iterations per model")
-@click.option("--overwrite/--no-overwrite", default=True, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--iters", default=600, show_default=True, type=click.IntRange(1, 10**7),
+              help="training iterations per model")
+@click.option("--overwrite", is_flag=True,
+              help="replace a non-empty folder that is not an earlier demo's output")
 def demo(out, seed, iters, overwrite):
     """End-to-end demo on CPU: synthesise, train AD/SD mix vs AD only, evaluate, segment a real micrograph."""
     from .demo import run_demo
@@ -42,14 +76,14 @@ def demo(out, seed, iters, overwrite):
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder to create")
-@click.option("--n", "n", default=100, show_default=True, help="number of images")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--n", "n", default=100, show_default=True, type=COUNT, help="number of images")
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--preset", default="realistic", show_default=True, help="realistic | simple")
-@click.option("--size", default="321", show_default=True, help="N or WxH in pixels (>= 64)")
+@click.option("--size", default="321", show_default=True, help="N or WxH in pixels (64..4096)")
 @click.option("--config", type=click.Path(), help="YAML of generator parameter overrides")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="override one parameter, e.g. --set 'ring_radius_px=[20, 60]' (after --config)")
-@click.option("--workers", default=0, help="processes (0: all cores)")
+@click.option("--workers", default=0, type=click.IntRange(0, 256), help="processes (0: all cores)")
 @click.option("--gallery", type=click.Path(dir_okay=False), help="write a PNG grid with mask overlays")
 @click.option("--overwrite", is_flag=True, help="replace a non-empty output folder")
 def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite):
@@ -70,6 +104,10 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
             raise NanosegError(f"--set: cannot parse the value of {name.strip()!r}") from None
     params = load_params(preset, config, overrides)
     hw = _size(size)
+    if config:
+        from .io import check_out_separate
+
+        check_out_separate(out, [("--config", config)])
     synthesize_dataset(out, n, seed, params, preset, hw, workers=workers, overwrite=overwrite)
     if gallery:
         write_gallery(out, gallery)
@@ -81,9 +119,11 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
 @click.argument("src", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
-@click.option("--tile", "tile_px", type=int, default=None, help="cut into tiles of this size (e.g. 321)")
-@click.option("--overlap", "overlap_px", type=int, default=64, show_default=True)
-@click.option("--line-width", "line_width_px", type=int, default=10, show_default=True,
+@click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
+              help="cut into tiles of this size (e.g. 321)")
+@click.option("--overlap", "overlap_px", type=click.IntRange(0), default=64, show_default=True,
+              help="px shared by neighbouring tiles (0 <= overlap < tile)")
+@click.option("--line-width", "line_width_px", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="width of labelme line/linestrip shapes")
 @click.option("--labels", type=click.Path(), help="YAML mapping label name -> class index")
 @click.option("--strict", is_flag=True, help="treat every warning as an error")
@@ -97,10 +137,11 @@ def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, s
     label_map = None
     if labels:
         try:
-            label_map = {str(k): int(v) for k, v in (yaml.safe_load(Path(labels).read_text()) or {}).items()}
+            loaded = yaml.safe_load(Path(labels).read_text()) or {}
+            label_map = {str(k): int(v) for k, v in loaded.items()}
         except Exception as exc:  # noqa: BLE001
-            raise NanosegError(f"--labels: cannot read {labels} ({exc})") from None
-    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+            raise NanosegError(f"--labels: cannot read {labels} ({brief(exc)})") from None
+    cb = _crop_bottom(crop_bottom)
     report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite)
     click.echo(report.summary())
 
@@ -112,12 +153,22 @@ def _int(v, flag):
         raise NanosegError(f"{flag}: {v!r} is not an integer") from None
 
 
+def _crop_bottom(v):
+    """``--crop-bottom``: None, 'auto' or a non-negative number of rows."""
+    if v in (None, "auto"):
+        return v
+    rows = _int(v, "--crop-bottom")
+    if rows < 0:
+        raise NanosegError(f"--crop-bottom: {rows} is negative (give rows to cut, 0, or auto)")
+    return rows
+
+
 @cli.command()
 @click.option("--in", "src", required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--n", "n", required=True, type=int, help="pool size (originals included)")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--strength", default=1.0, show_default=True)
+@click.option("--n", "n", required=True, type=COUNT, help="pool size (originals included)")
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--strength", default=1.0, show_default=True, type=STRENGTH, help="0 (none) .. 2")
 @click.option("--overwrite", is_flag=True)
 def augment(src, out, n, seed, strength, overwrite):
     """Offline augmentation into a pool (flips, mirror, affine, rotation, noise, contrast, scale, pan)."""
@@ -130,9 +181,9 @@ def augment(src, out, n, seed, strength, overwrite):
 @cli.command()
 @click.option("--ad", type=click.Path(), help="authentic pool")
 @click.option("--sd", type=click.Path(), help="synthetic pool")
-@click.option("--n-ad", default=0, show_default=True)
-@click.option("--n-sd", default=0, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--n-ad", default=0, show_default=True, type=click.IntRange(0, MAX_SAMPLES))
+@click.option("--n-sd", default=0, show_default=True, type=click.IntRange(0, MAX_SAMPLES))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True)
 def mix(ad, sd, n_ad, n_sd, seed, out, overwrite):
@@ -147,8 +198,8 @@ def mix(ad, sd, n_ad, n_sd, seed, out, overwrite):
 @click.argument("src", type=click.Path())
 @click.option("--train", "out_train", type=click.Path(file_okay=False))
 @click.option("--test", "out_test", type=click.Path(file_okay=False))
-@click.option("--test-fraction", default=0.2, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--test-fraction", default=0.2, show_default=True, type=Finite(0.0, 1.0, lo_open=True))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--check", "check_other", type=click.Path(), help="only check SRC and this folder share no group")
 @click.option("--overwrite", is_flag=True)
 def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite):
@@ -171,13 +222,13 @@ def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite)
 @click.option("--train", "train_dir", type=click.Path(), help="training dataset folder")
 @click.option("--val", "val_dir", type=click.Path(), help="validation dataset folder")
 @click.option("--model", default=None, help="unet | unet-small | smp:<Arch>:<encoder>")
-@click.option("--iters", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
+@click.option("--iters", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None)
+@click.option("--lr", type=Finite(0.0, 10.0, lo_open=True), default=None)
 @click.option("--loss", default=None, help="dice | ce | dice+ce")
-@click.option("--crop", type=int, default=None, help="random padding crop (px)")
-@click.option("--eval-every", type=int, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--crop", type=click.IntRange(16, 16384), default=None, help="random padding crop (px)")
+@click.option("--eval-every", type=click.IntRange(1), default=None)
+@click.option("--seed", type=SEED, default=None)
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 @click.option("--encoder-weights", type=click.Path(), default=None, help="local state dict for the encoder")
 @click.option("--no-augment", is_flag=True, default=False)
@@ -199,7 +250,9 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
     best = do_train(cfg, out, resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
-    click.echo(json.dumps({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
+    from .io import dumps_json
+
+    click.echo(dumps_json({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
 
 
 @cli.command()
@@ -207,7 +260,7 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
 @click.option("--gt", "gt_dir", type=click.Path(), help="folder (or dataset) of ground-truth masks")
 @click.option("--model", "model_path", type=click.Path(), help="checkpoint to run on --data")
 @click.option("--data", "data_dir", type=click.Path(), help="dataset folder for --model")
-@click.option("--num-classes", default=2, show_default=True)
+@click.option("--num-classes", default=2, show_default=True, type=click.IntRange(2, 256))
 @click.option("--structures", is_flag=True, help="also match ring structures (precision/recall/F1, radius error)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the metrics here")
 def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, json_out):
@@ -228,7 +281,9 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
             result["structures"] = evaluate_structure_folders(pred_dir, gt_dir)
     else:
         raise NanosegError("--pred/--gt or --model/--data: say what to evaluate")
-    text = json.dumps(result, indent=2)
+    from .io import dumps_json
+
+    text = dumps_json(result, indent=2)
     click.echo(text)
     if json_out:
         from .io import atomic_write_text
@@ -240,16 +295,19 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--model", "model_path", required=True, type=click.Path(), help="checkpoint (RUN/best.pt)")
 @click.option("--input", "inputs", required=True, multiple=True, type=click.Path(), help="files or folders")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--scale-nm-per-px", type=float, default=None, help="pixel size; overrides metadata")
+@click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
+              help="pixel size; overrides metadata")
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
-@click.option("--tile", "tile_px", type=int, default=None, help="sliding-window tile (px)")
-@click.option("--overlap", "overlap_px", type=int, default=None)
-@click.option("--batch-size", default=4, show_default=True)
+@click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None, help="sliding-window tile (px)")
+@click.option("--overlap", "overlap_px", type=click.IntRange(0), default=None,
+              help="px shared by neighbouring tiles (0 <= overlap < tile; default tile/4)")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--device", default="auto", show_default=True)
-@click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
-@click.option("--min-coverage", default=0.4, show_default=True,
+@click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
+              help="smallest structure (px)")
+@click.option("--min-coverage", default=0.4, show_default=True, type=Finite(0.0, 1.0),
               help="smallest angular coverage of a ring structure (0-1); smaller pieces are fragments")
-@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True,
+@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, type=Finite(0.0),
               help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--overwrite", is_flag=True)
@@ -258,9 +316,7 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
-    if scale_nm_per_px is not None and scale_nm_per_px <= 0:
-        raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
-    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    cb = _crop_bottom(crop_bottom)
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
                    min_area_px, min_coverage, min_radius_px, write_labelme, overwrite)
     for sk in s["skipped"]:
@@ -271,7 +327,7 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path())
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--opset", default=17, show_default=True)
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(11, 21))
 def export(model_path, onnx_path, opset):
     """Export a checkpoint to ONNX (dynamic height/width), checked against PyTorch."""
     from .inference.export import export_onnx
@@ -288,7 +344,7 @@ def experiment():
 @experiment.command("run")
 @click.argument("file", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--jobs", default=1, show_default=True, help="runs in parallel processes")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256), help="runs in parallel processes")
 @click.option("--shard", default=None, help="i/n: run only every n-th run, starting at i (0-based)")
 def experiment_run(file, out, jobs, shard):
     """Build pools, mixes and splits, train and evaluate every run (resumable)."""
@@ -307,7 +363,31 @@ def experiment_report(out):
     click.echo(f"report: {Path(out) / 'report.html'}")
 
 
+_TERMINATED = False
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a job scheduler) cleans up as Ctrl-C does: temporary folders are removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        global _TERMINATED
+        _TERMINATED = True
+        raise KeyboardInterrupt("terminated")
+
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        pass
+
+
 def main(argv=None):
+    _sigterm_as_interrupt()
     try:
         cli.main(args=argv, prog_name="nanoseg", standalone_mode=False)
     except NanosegError as exc:
@@ -316,15 +396,19 @@ def main(argv=None):
         if rest:
             click.echo("\n".join(rest), err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
+        click.echo("terminated" if _TERMINATED else "interrupted", err=True)
+        sys.exit(143 if _TERMINATED else 130)
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx is not None else "nanoseg"
+        click.echo(f"error: {' '.join(exc.format_message().split())} (see {cmd} --help)", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        click.echo("terminated" if _TERMINATED else "interrupted", err=True)
+        sys.exit(143 if _TERMINATED else 130)
 
 
 if __name__ == "__main__":

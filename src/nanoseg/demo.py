@@ -47,10 +47,13 @@ def _step(msg):
     click.secho(f"\n== {msg}", fg="cyan", bold=True)
 
 
-def run_demo(out="runs/demo", seed: int = 0, iters: int = 600, overwrite: bool = True) -> dict:
+def run_demo(out="runs/demo", seed: int = 0, iters: int = 600, overwrite: bool = False) -> dict:
+    """Run the demo into ``out``. A non-empty ``out`` is replaced only when it is an earlier
+    demo's output (it holds ``demo.json``) or ``overwrite`` is set: other folders are never emptied."""
     out = Path(out)
     t0 = time.time()
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    earlier_demo = (out / "demo.json").is_file()
+    with io.atomic_dir(out, overwrite=overwrite or earlier_demo) as tmp:
         data = tmp / "data"
         _step("1/6 synthetic data (SD): simple + realistic styles")
         synthesize_dataset(data / "sd_simple", 60, seed, load_params("simple"), "simple", (SIZE, SIZE), workers=0)

@@ -32,17 +32,39 @@ def read_gray(path: str | Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            arr = tifffile.imread(str(path))
+            with tifffile.TiffFile(str(path)) as tf:
+                _check_pixels(path, tf.pages[0].shape)
+                arr = tf.asarray(key=0)
         else:
             with Image.open(path) as im:
+                _check_pixels(path, im.size)
                 im.load()
                 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                     arr = np.array(im)
                 else:
                     arr = np.array(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except NanosegError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder error means unreadable
-        raise NanosegError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from exc
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise NanosegError(f"{path}: cannot read image ({exc.__class__.__name__}: {msg})") from None
     return to_uint8_gray(arr, str(path))
+
+
+#: largest image read (pixels): 120 MP, e.g. 12288 x 9216; beyond it a header is more likely
+#: hostile or broken than a micrograph, and decoding it would take gigabytes
+MAX_IMAGE_PIXELS = 120_000_000
+# PIL's own guard warns from 89 MP and refuses from 179 MP; ``_check_pixels`` replaces it with
+# one limit and a one-line message naming the file
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _check_pixels(path: Path, shape) -> None:
+    dims = sorted((int(d) for d in shape), reverse=True)
+    n = dims[0] * (dims[1] if len(dims) > 1 else 1)  # height x width, whatever the sample axis
+    if n > MAX_IMAGE_PIXELS:
+        raise NanosegError(f"{path}: {'x'.join(map(str, shape))} is over the limit of "
+                           f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
 
 
 def to_uint8_gray(arr: np.ndarray, name: str = "image") -> np.ndarray:
@@ -65,9 +87,17 @@ def to_uint8_gray(arr: np.ndarray, name: str = "image") -> np.ndarray:
         raise NanosegError(f"{name}: not a 2-D image (shape {arr.shape})")
     if arr.dtype == np.uint8:
         return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
     if arr.dtype == np.uint16 or arr.dtype.kind in "iuf":
         a = arr.astype(np.float64)
-        if arr.dtype.kind == "f" or a.max() > 255:
+        finite = np.isfinite(a)
+        if not finite.any():
+            raise NanosegError(f"{name}: no finite pixel values (all NaN or infinite)")
+        if not finite.all():  # dead pixels of a float detector image: black, the rest scaled as usual
+            a = np.where(finite, a, np.nan)
+            a = np.where(finite, a, np.nanpercentile(a, 0.1))
+        if arr.dtype.kind == "f" or a.max() > 255 or a.min() < 0:
             lo, hi = np.percentile(a, [0.1, 99.9])
             if hi <= lo:
                 hi = lo + 1
@@ -120,11 +150,21 @@ def write_png(path: str | Path, arr: np.ndarray) -> None:
 def read_mask(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
+            _check_pixels(Path(path), im.size)
             arr = np.array(im)
+    except NanosegError:
+        raise
     except Exception as exc:  # noqa: BLE001
-        raise NanosegError(f"{path}: cannot read mask ({exc})") from exc
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise NanosegError(f"{path}: cannot read mask ({msg})") from None
     if arr.ndim == 3:
         arr = arr[..., 0]
+    if arr.ndim != 2 or arr.size == 0:
+        raise NanosegError(f"{path}: mask is not a 2-D image (shape {arr.shape})")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind not in "biu" or (arr.size and (arr.min() < 0 or arr.max() > 255)):
+            hi = arr.max() if arr.dtype.kind in "biuf" else "?"
+            raise NanosegError(f"{path}: mask values must be class indices 0..255 (found {arr.dtype} up to {hi})")
     return arr.astype(np.uint8)
 
 
@@ -144,32 +184,204 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-# ---------------------------------------------------------------- atomic output
+# ---------------------------------------------------------------- names, paths and atomic output
+
+def check_name(name, what: str) -> str:
+    """``name`` if it is a plain file name (an id, a stem), else NanosegError naming ``what``.
+
+    Ids in manifests and names in labelme files become file names inside a dataset
+    folder; a separator, ``..``, a leading dot or a control character would let them
+    reach outside it (or hide files), so they are refused rather than cleaned.
+    """
+    s = "" if name is None else str(name)
+    if (not s or s in (".", "..") or "/" in s or "\\" in s or s.startswith(".")
+            or any(ord(c) < 32 for c in s) or len(s.encode("utf-8", "surrogateescape")) > 200):
+        raise NanosegError(f"{what}: {s!r} is not a plain name (no path separators, '..', leading dot, "
+                           "control characters; at most 200 bytes)")
+    return s
+
+
+def _real(p: str | Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(os.fspath(p))))
+
+
+def check_out_separate(out: str | Path, inputs, flag: str = "--out") -> None:
+    """Refuse an output that equals, contains or lies inside one of ``inputs``.
+
+    ``inputs``: paths, or ``(flag, path)`` pairs naming the option each came from.
+    Outputs are replaced as a whole, so such an ``out`` would destroy (or read while
+    writing) its own input. Symbolic links are resolved first.
+    """
+    o = _real(out)
+    for item in inputs:
+        name, path = item if isinstance(item, tuple) else ("input", item)
+        if path is None:
+            continue
+        i = _real(path)
+        if o == i:
+            raise NanosegError(f"{flag}: {out} is the {name} folder itself; choose another output")
+        if i.is_relative_to(o):
+            raise NanosegError(f"{flag}: {out} contains the {name} {path}; choose another output")
+        if o.is_relative_to(i) and not i.is_file():
+            raise NanosegError(f"{flag}: {out} lies inside the {name} folder {path}; choose another output")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_HOST = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.uname().nodename)[:40] or "host"
+
+
+def _tmp_prefix(name: str) -> str:
+    """Temporary siblings are ``.NAME.tmp-HOST.PID-xxxx``: a later run can tell a dead run's leftovers."""
+    return f".{name}.tmp-{_HOST}.{os.getpid()}-"
+
+
+def remove_stale_temps(folder: Path, name: str) -> None:
+    """Delete ``.NAME.tmp-*`` / ``.NAME.old-*`` leftovers of killed runs on this host (dead pid only)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for e in entries:
+        for kind in ("tmp", "old"):
+            head = f".{name}.{kind}-{_HOST}."
+            if not e.name.startswith(head):
+                continue
+            pid = e.name[len(head):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                if e.is_dir() and not e.is_symlink():
+                    shutil.rmtree(e, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        e.unlink()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker-pool initializer: end this process when ``parent_pid`` dies, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL at the parent's death (``PR_SET_PDEATHSIG``); everywhere
+    a daemon thread also polls the parent's pid once a second, so no worker outlives its run.
+    """
+    import signal
+    import threading
+    import time
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the line above ran
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
 
 @contextlib.contextmanager
-def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def process_pool(workers: int, initializer=None, initargs=()):
+    """A spawn-context ``ProcessPoolExecutor`` whose workers never outlive the run.
+
+    Workers die with the parent (``die_with_parent``, even under ``kill -9``); when the block
+    ends with an exception (Ctrl-C, SIGTERM, an error) queued work is cancelled and the workers
+    are terminated at once instead of finishing the queue.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_pool_init, initargs=(os.getpid(), initializer, initargs))
+    try:
+        yield ex
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())  # no public handle on the workers
+        ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(5)
+        raise
+    ex.shutdown(wait=True)
+
+
+def _pool_init(parent_pid: int, initializer, initargs) -> None:
+    die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_writable_parent(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"{out}: cannot create the output folder here ({exc.strerror or exc})") from None
+    if not out.parent.is_dir():
+        raise NanosegError(f"{out}: cannot create the output folder here ({out.parent} is not a folder)")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise NanosegError(f"{out}: cannot create the output folder here ({out.parent} is not writable)")
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | Path, overwrite: bool = False, inputs=()) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``out`` in one move.
 
-    A crash leaves ``out`` untouched (and removes the temporary folder), so an
-    output folder is never half-written.
+    A crash, Ctrl-C or SIGTERM leaves ``out`` untouched (and removes the temporary folder),
+    so an output folder is never half-written; leftovers of a ``kill -9`` are removed by
+    the next run writing the same ``out``. ``inputs`` (see ``check_out_separate``) are
+    refused as outputs. A symbolic link ``out`` is followed: the folder it points to is
+    replaced and the link stays. The folder gets the usual permissions (umask).
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    check_out_separate(out, inputs)
+    if out.is_symlink():
+        out = _real(out)
+    if out.exists() and not out.is_dir():
+        raise NanosegError(f"{out}: exists and is not a folder")
+    try:
+        non_empty = out.exists() and any(out.iterdir())
+    except OSError as exc:
+        raise NanosegError(f"{out}: cannot read the output folder ({exc.strerror or exc})") from None
+    if non_empty and not overwrite:
         raise NanosegError(f"{out}: output folder exists and is not empty (use --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    _check_writable_parent(out)
+    remove_stale_temps(out.parent, out.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(out.name), dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{_HOST}.{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -180,8 +392,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def json_safe(obj):
+    """``obj`` with NaN and infinities replaced by None (and numpy values by Python ones), so that
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON that every parser reads."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """Strict JSON text (NaN and infinities become null)."""
+    return json.dumps(json_safe(obj), default=_json_default, allow_nan=False, **kwargs)
+
+
 def write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    atomic_write_text(path, dumps_json(obj, indent=2) + "\n")
 
 
 def _json_default(o):
@@ -219,7 +454,7 @@ def write_csv(path: str | Path, rows: Iterable[dict], fieldnames: list[str] | No
 
 def _csv_value(v):
     if isinstance(v, (dict, list)):
-        return json.dumps(v, default=_json_default, separators=(",", ":"))
+        return dumps_json(v, separators=(",", ":"))
     if isinstance(v, float):
         return repr(round(v, 6))
     return v

@@ -20,6 +20,10 @@ from ..errors import NanosegError
 from .dataset import load_sample, read_manifest
 
 
+#: strongest augmentation: scale 0.5-1.5, shifts up to 30 %, twice the paper's noise and contrast
+MAX_STRENGTH = 2.0
+
+
 def paper_augmentation(strength: float = 1.0) -> A.Compose:
     """The pipeline of the study ("flipping, mirror, affine, rotation, Gaussian noise, contrast, scale, panning")."""
     s = float(strength)
@@ -58,9 +62,13 @@ def augment_dataset(src: str | Path, out: str | Path, n: int, seed: int, strengt
     rows = read_manifest(src)
     if n < 1:
         raise NanosegError(f"--n: must be at least 1 (got {n})")
+    if seed < 0:
+        raise NanosegError(f"--seed: must be non-negative (got {seed})")
+    if not (0 <= strength <= MAX_STRENGTH):  # also refuses NaN
+        raise NanosegError(f"--strength: must lie in 0..{MAX_STRENGTH} (got {strength})")
     transform = JointTransform(strength)
     n_orig = len(rows) if keep_originals and n >= len(rows) else 0
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    with io.atomic_dir(out, overwrite=overwrite, inputs=[("--in", src)]) as tmp:
         out_rows = []
         bar = tqdm(total=n, desc="augment", unit="img", disable=not progress)
         for k in range(n):

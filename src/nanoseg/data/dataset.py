@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,23 @@ def read_manifest(folder: str | Path) -> list[dict]:
         imgs = io.list_images(folder / "images") if (folder / "images").is_dir() else []
         if not imgs:
             raise NanosegError(f"{folder}: no manifest.csv and no images/ (not a dataset folder)")
-        return [{"id": p.stem, "source": "unknown", "group": p.stem} for p in imgs]
-    rows = io.read_csv(path)
+        return [{"id": io.check_name(p.stem, str(p)), "source": "unknown", "group": p.stem} for p in imgs]
+    try:
+        rows = io.read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NanosegError(f"{path}: cannot read manifest ({exc.__class__.__name__}: {exc})") from None
     if not rows:
         raise NanosegError(f"{path}: manifest is empty")
+    seen = set()
+    for k, r in enumerate(rows, 2):
+        if "id" not in r or r["id"] is None:
+            raise NanosegError(f"{path}: line {k} has no id")
+        io.check_name(r["id"], f"{path}: line {k}: id")
+        if r["id"] in seen:
+            raise NanosegError(f"{path}: line {k}: id {r['id']!r} appears twice")
+        seen.add(r["id"])
+        if not r.get("group"):
+            r["group"] = r["id"]
     return rows
 
 

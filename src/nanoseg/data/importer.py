@@ -25,6 +25,11 @@ class ImportReport:
     skipped: list = field(default_factory=list)   # (file, reason)
     warnings: list = field(default_factory=list)  # (file, message)
 
+    def nothing_imported(self, src) -> str:
+        """The one-line error when no file imported: how many were skipped and the first reason."""
+        first = f"; first: {self.skipped[0][0]}: {self.skipped[0][1]}" if self.skipped else ""
+        return f"{src}: nothing imported ({len(self.skipped)} file(s) skipped{first})"
+
     def summary(self) -> str:
         lines = [f"imported {len(self.imported)} micrograph(s), skipped {len(self.skipped)}, "
                  f"{len(self.warnings)} warning(s)"]
@@ -75,6 +80,10 @@ def _find_annotation(img_path: Path) -> tuple[str, Path] | None:
     return None
 
 
+#: smallest tile ``--tile`` accepts (px)
+MIN_TILE_PX = 16
+
+
 def _mask_from_png(path: Path, shape) -> np.ndarray:
     m = io.read_mask(path)
     if m.shape != shape:
@@ -93,13 +102,43 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
     src = Path(src)
     if not src.is_dir():
         raise NanosegError(f"{src}: source folder not found")
+    io.check_out_separate(out, [("source", src)])
+    if tile_px is not None and not MIN_TILE_PX <= tile_px:
+        raise NanosegError(f"--tile: {tile_px} is below the minimum of {MIN_TILE_PX} px")
+    if tile_px is not None and not 0 <= overlap_px < tile_px:
+        raise NanosegError(f"--overlap: {overlap_px} must lie in 0..{tile_px - 1} (smaller than --tile {tile_px})")
+    if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
+        raise NanosegError(f"--crop-bottom: {crop_bottom} is negative")
+    if line_width_px < 1:
+        raise NanosegError(f"--line-width: must be at least 1 px (got {line_width_px})")
+    if label_map is not None:
+        labelme.check_label_map(label_map)
     img_dir = src / "images" if (src / "images").is_dir() else src
     images = [p for p in io.list_images(img_dir)]
     # mask PNGs living beside images in masks/ are not micrographs
     images = [p for p in images if p.parent.name not in ("masks", "mask")]
     report = ImportReport()
+    # ids are file stems: a.png and a.tif would both become "a" (and share a.json), so neither
+    # is imported and the report names both; a stem that is not a plain name is skipped too
+    by_stem: dict[str, list[Path]] = {}
+    for p in images:
+        by_stem.setdefault(p.stem, []).append(p)
+    kept = []
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:
+            names = " and ".join(p.name for p in paths)
+            for p in paths:
+                report.skipped.append((str(p), f"{names} would share the id {stem!r}; rename one"))
+            continue
+        try:
+            io.check_name(stem, "file name")
+        except NanosegError as exc:
+            report.skipped.append((str(paths[0]), str(exc)))
+            continue
+        kept.append(paths[0])
+    images = sorted(kept)
     jsons = {p.stem: p for p in list(src.glob("*.json")) + list(src.glob("*/*.json"))}
-    image_stems = {p.stem for p in images}
+    image_stems = set(by_stem)
     for stem, jp in sorted(jsons.items()):
         if stem not in image_stems:
             # a JSON whose micrograph is missing
@@ -107,11 +146,14 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                 ip = json.loads(jp.read_text()).get("imagePath", "?")
             except Exception:  # noqa: BLE001
                 ip = "?"
-            report.skipped.append((str(jp), f"image {ip!r} not found"))
+            ip = ip if isinstance(ip, str) else "?"
+            report.skipped.append((str(jp), f"image {Path(ip.replace(chr(92), '/')).name!r} not found"))
+    if not images and by_stem:
+        raise NanosegError(report.nothing_imported(src))
     if not images:
         raise NanosegError(f"{src}: no micrographs found (PNG, JPEG, TIFF)")
     label_map = labelme.DEFAULT_LABEL_MAP if label_map is None else {k.lower(): v for k, v in label_map.items()}
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    with io.atomic_dir(out, overwrite=overwrite, inputs=[("source", src)]) as tmp:
         rows = []
         for img_path in tqdm(images, desc="import", unit="img", disable=not progress):
             warns: list[str] = []
@@ -124,7 +166,7 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                 if kind == "labelme":
                     data = labelme.load(ann_path)
                     jh, jw = data.get("imageHeight"), data.get("imageWidth")
-                    if jh is not None and jw is not None and (int(jh), int(jw)) != img.shape:
+                    if jh is not None and jw is not None and (jh, jw) != img.shape:
                         raise NanosegError(f"{ann_path.name} says {jw}x{jh} but the image is "
                                            f"{img.shape[1]}x{img.shape[0]}")
                     mask = labelme.rasterize(data, img.shape, label_map, line_width_px, warn=warns.append)
@@ -170,7 +212,7 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                 (tmp / "labelme" / f"{group}.json").write_text(json.dumps(doc, indent=1))
             report.imported.append(str(img_path))
         if not report.imported:
-            raise NanosegError(f"{src}: nothing imported\n{report.summary()}")
+            raise NanosegError(report.nothing_imported(src))
         io.write_csv(tmp / "manifest.csv", rows)
         io.write_json(tmp / "import.json", {"src": str(src), "imported": report.imported,
                                             "skipped": report.skipped, "warnings": report.warnings,

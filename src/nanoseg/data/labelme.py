@@ -19,6 +19,7 @@ import cv2
 from PIL import Image, ImageDraw
 
 from ..errors import NanosegError
+from ..io import IGNORE_INDEX
 
 LABELME_VERSION = "5.4.1"
 
@@ -71,6 +72,20 @@ def shape_to_mask(shape_hw: tuple[int, int], points, shape_type: str | None,
     else:
         raise ValueError(f"unsupported shape_type {shape_type!r}")
     return np.array(img, dtype=bool)
+
+
+#: the classes a dataset mask holds (0 background, 1 ring structure) besides ``IGNORE_INDEX``;
+#: models are built with this many classes (``training.checkpoint.CLASS_NAMES``)
+NUM_CLASSES = 2
+
+
+def check_label_map(label_map: dict) -> None:
+    """Refuse a label table naming a class the models cannot learn (``ring: 7`` would import
+    and then fail at training): every value must be a class 0..NUM_CLASSES-1 or 255 (ignore)."""
+    for name, cls in label_map.items():
+        if isinstance(cls, bool) or not isinstance(cls, int) or not (0 <= cls < NUM_CLASSES or cls == IGNORE_INDEX):
+            raise NanosegError(f"--labels: {name!r}: {cls!r} is not a class index 0..{NUM_CLASSES - 1} "
+                               f"or {IGNORE_INDEX} (ignore)")
 
 
 def class_of(label: str, label_map: dict[str, int]) -> int | None:
@@ -150,14 +165,52 @@ def paint_in_box(shapes: list[dict], shape_hw: tuple[int, int], label_map: dict[
 
 
 def load(path: str | Path) -> dict:
+    """A labelme document, checked: ``shapes`` a list of shapes whose ``points`` are finite
+    ``[x, y]`` pairs, ``imageHeight``/``imageWidth`` positive integers when given. Anything
+    else is a NanosegError naming the file (the importer then skips that file alone)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NanosegError(f"{path}: not a readable labelme JSON ({exc})") from exc
+        data = json.loads(path.read_text(), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise NanosegError(f"{path}: not a readable labelme JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or "shapes" not in data:
         raise NanosegError(f"{path}: not a labelme JSON (no 'shapes')")
+    problem = _document_problem(data)
+    if problem:
+        raise NanosegError(f"{path}: malformed labelme JSON ({problem})")
     return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number in JSON")
+
+
+def _document_problem(data: dict) -> str | None:
+    shapes = data["shapes"]
+    if not isinstance(shapes, list):
+        return f"'shapes' is {type(shapes).__name__}, not a list"
+    for key in ("imageHeight", "imageWidth"):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 1_000_000):
+            return f"{key!r} is {v!r}, not a positive integer"
+    for i, sh in enumerate(shapes):
+        if not isinstance(sh, dict):
+            return f"shape {i} is {type(sh).__name__}, not an object"
+        if not isinstance(sh.get("label", ""), (str, int)):
+            return f"shape {i}: 'label' is {type(sh.get('label')).__name__}, not a string"
+        st = sh.get("shape_type")
+        if st is not None and not isinstance(st, str):
+            return f"shape {i}: 'shape_type' is {st!r}, not a string"
+        pts = sh.get("points")
+        if pts is None and st in ("mask", "point"):
+            continue
+        if not isinstance(pts, list) or not all(
+                isinstance(p, list) and len(p) == 2
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                    and abs(c) <= 1e7 for c in p)
+                for p in pts):
+            return f"shape {i}: 'points' must be a list of finite [x, y] pairs"
+    return None
 
 
 def polygon_shape(points: Iterable, label: str) -> dict:

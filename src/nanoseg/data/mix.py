@@ -42,7 +42,7 @@ def mix(ad: str | Path | None, sd: str | Path | None, n_ad: int, n_sd: int, seed
         if pool is None:
             raise NanosegError(f"--{name}: a pool is needed for {n} samples")
         picks += [(name, Path(pool), r) for r in select(read_manifest(pool), n, rng, f"--n-{name.replace('_', '-')}")]
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    with io.atomic_dir(out, overwrite=overwrite, inputs=[("--ad", ad), ("--sd", sd)]) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         rows = []
@@ -59,7 +59,7 @@ def mix(ad: str | Path | None, sd: str | Path | None, n_ad: int, n_sd: int, seed
 
 def merge_pools(dst: str | Path, parts: list[Path], source: str = "sd") -> list[dict]:
     """One pool from several dataset folders; ids (and groups) get the folder name as prefix."""
-    with io.atomic_dir(dst) as tmp:
+    with io.atomic_dir(dst, inputs=[("pool part", p) for p in parts]) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         rows = []
@@ -90,12 +90,14 @@ def split(src: str | Path, out_train: str | Path, out_test: str | Path, test_fra
     if not 0 < test_fraction < 1:
         raise NanosegError(f"--test-fraction: must lie in (0, 1) (got {test_fraction})")
     src = Path(src)
+    io.check_out_separate(out_train, [("source", src), ("--test", out_test)], flag="--train")
+    io.check_out_separate(out_test, [("source", src)], flag="--test")
     rows = read_manifest(src)
     train_g, test_g = split_groups(rows, test_fraction, seed)
     result = []
     for out, keep in ((out_train, train_g), (out_test, test_g)):
         sel = [r for r in rows if r.get("group", r["id"]) in keep]
-        with io.atomic_dir(out, overwrite=overwrite) as tmp:
+        with io.atomic_dir(out, overwrite=overwrite, inputs=[("source", src)]) as tmp:
             (tmp / "images").mkdir()
             (tmp / "masks").mkdir()
             for r in sel:
@@ -107,8 +109,11 @@ def split(src: str | Path, out_train: str | Path, out_test: str | Path, test_fra
 
 
 def base_group(group: str) -> str:
-    """Group without a ``source:`` prefix added by ``mix``."""
-    return group.split(":", 1)[1] if ":" in group and group.split(":", 1)[0] in ("ad", "sd") else group
+    """Group without the ``source:`` prefixes added by ``mix`` (every level: a mix drawn from
+    a mix has ``ad:ad:...``)."""
+    while ":" in group and group.split(":", 1)[0] in ("ad", "sd"):
+        group = group.split(":", 1)[1]
+    return group
 
 
 def check_disjoint(a: str | Path, b: str | Path) -> set:

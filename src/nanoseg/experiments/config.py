@@ -7,14 +7,14 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 from ..synthesis.params import PRESETS, SynthParams
 
 
 class SynthSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: str = "realistic"
-    n: int = Field(..., ge=1, description="images to render")
+    n: int = Field(..., ge=1, le=1_000_000, description="images to render")
     overrides: dict = Field(default_factory=dict, description="generator parameters")
 
     @model_validator(mode="after")
@@ -31,13 +31,13 @@ class SynthSource(BaseModel):
 
 class ADSource(BaseModel):
     """Authentic data: an imported dataset folder, or (for a dry run) a synthetic stand-in."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     folder: str | None = None
     standin: SynthSource | None = None
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of micrographs (groups) held out")
-    pool_size: int = Field(510, ge=1, description="augmented training pool (paper: 510)")
-    test_size: int = Field(100, ge=1, description="test samples drawn from the held-out groups")
-    augment_strength: float = Field(1.0, ge=0)
+    pool_size: int = Field(510, ge=1, le=1_000_000, description="augmented training pool (paper: 510)")
+    test_size: int = Field(100, ge=1, le=1_000_000, description="test samples drawn from the held-out groups")
+    augment_strength: float = Field(1.0, ge=0, le=2, description="0 (none) .. 2")
 
     @model_validator(mode="after")
     def _one(self):
@@ -66,10 +66,10 @@ class Mix(BaseModel):
 
 
 class ExperimentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = "experiment"
-    seed: int = 0
-    size: int = Field(321, ge=64, description="side of the square samples (px)")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    size: int = Field(321, ge=64, le=4096, description="side of the square samples (px)")
     ad: ADSource
     sd: SDSource | None = None
     train_size: int = Field(400, ge=1)
@@ -117,7 +117,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise NanosegError(f"{path}: cannot read experiment file ({exc})") from None
+        raise NanosegError(f"{path}: cannot read experiment file ({brief(exc)})") from None
     if not isinstance(data, dict):
         raise NanosegError(f"{path}: experiment file must be a YAML mapping")
     base = path.parent

@@ -15,11 +15,9 @@ are identical in every shard, so shards can run on different machines.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import click
@@ -153,7 +151,11 @@ def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress:
     cfg = load_experiment(file)
     i, n = parse_shard(shard)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    io.check_out_separate(out, [("ad.folder", cfg.ad.folder), ("sd.folder", cfg.sd.folder if cfg.sd else None)])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"--out: cannot create {out} ({exc.strerror or exc})") from None
     recorded = out / "experiment.yaml"
     text = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
     if recorded.exists() and yaml.safe_load(recorded.read_text()) != cfg.model_dump():
@@ -174,7 +176,7 @@ def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress:
             click.echo(f"[{k}/{len(todo)}] {r['run_id']}")
             results.append(execute_run(cfg.model_dump(), str(out), r, pools, threads, progress))
     else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+        with io.process_pool(jobs) as ex:
             futs = [ex.submit(execute_run, cfg.model_dump(), str(out), r, pools, threads, False) for r in todo]
             for k, f in enumerate(futs, 1):
                 results.append(f.result())

@@ -14,7 +14,12 @@ from ..training.checkpoint import load_model
 def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> dict:
     model, spec = load_model(model_path, "cpu")
     onnx_path = Path(onnx_path)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"--onnx: cannot write {onnx_path} ({exc.strerror or exc})") from None
+    if onnx_path.is_dir():
+        raise NanosegError(f"--onnx: {onnx_path} is a folder")
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
     dummy = torch.rand(1, 1, 96, 128)
     torch.onnx.export(model, (dummy,), str(tmp), input_names=["image"], output_names=["logits"],

@@ -73,6 +73,17 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
             min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
             overwrite: bool = False, progress: bool = True) -> dict:
+    if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
+        raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
+    if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
+        raise NanosegError(f"--crop-bottom: {crop_bottom} is negative")
+    if batch_size < 1:
+        raise NanosegError(f"--batch-size: must be at least 1 (got {batch_size})")
+    if tile_px is not None and tile_px < 16:
+        raise NanosegError(f"--tile: {tile_px} is below the minimum of 16 px")
+    if overlap_px is not None and overlap_px < 0:
+        raise NanosegError(f"--overlap: {overlap_px} is negative")
+    io.check_out_separate(out, [("--model", model_path)] + [("--input", p) for p in inputs])
     model_dev = pick_device(device)
     model, spec = load_model(model_path, model_dev)
     files, problems = collect_inputs(inputs)
@@ -84,7 +95,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     if overlap_px >= tile_px:
         raise NanosegError(f"--overlap: {overlap_px} must be smaller than the tile ({tile_px})")
     all_rows, per_image, review = [], {}, []
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    with io.atomic_dir(out, overwrite=overwrite, inputs=[("--model", model_path)] + [("--input", p) for p in inputs]) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
                 image = io.read_gray(path)
@@ -102,8 +113,9 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             nm, source = resolve_scale(path, scale_nm_per_px)
             rows = measure_structures(mask, min_area_px, min_coverage, min_radius_px, confidence=probs[1])
             name = path.stem
-            if name in per_image:
-                name = f"{name}_{len(per_image)}"
+            k = 1
+            while name in per_image:  # a.png and a.tif, or equal names in two folders
+                name, k = f"{path.stem}_{k}", k + 1
             fg_conf = float(probs[1][mask == 1].mean()) if (mask == 1).any() else float("nan")
             for r in rows:
                 add_physical_units(r, nm, source)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 from .unet import UNet
 
 NORMALIZE = {"mean": 0.5, "std": 0.5}  # PaddleSeg's default Normalize, on 0-1 input
@@ -62,7 +62,7 @@ def build_model(name: str, num_classes: int = 2, in_channels: int = 1,
             net = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
                                      classes=num_classes)
         except Exception as exc:  # noqa: BLE001 - smp raises several types for bad names
-            raise NanosegError(f"--model: cannot build {name!r} ({exc})") from None
+            raise NanosegError(f"--model: cannot build {name!r} ({brief(exc)})") from None
         stride = 32
     else:
         raise NanosegError(f"--model: unknown model {name!r} (use unet, unet-small or smp:<Arch>:<encoder>)")
@@ -79,7 +79,7 @@ def load_encoder_weights(net: nn.Module, path: str | Path) -> int:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise NanosegError(f"--encoder-weights: {path} is not a PyTorch state dict ({exc})") from None
+        raise NanosegError(f"--encoder-weights: {path} is not a PyTorch state dict ({brief(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     target = getattr(net, "encoder", net)

@@ -6,9 +6,7 @@ import contextlib
 import functools
 import json
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,10 @@ from .render import render_micrograph
 from .scene import KINDS, build_scene
 
 MIN_SIZE_PX = 64
+#: largest side of a synthetic image (px): 4096 x 4096 is about 17 MP, a few seconds per image
+MAX_SIZE_PX = 4096
+#: most images one ``synth`` call renders
+MAX_IMAGES = 1_000_000
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -41,8 +43,7 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     beam blur in px: ``DrawnParams.record``).
     """
     h, w = int(size_hw[0]), int(size_hw[1])
-    if min(h, w) < MIN_SIZE_PX:
-        raise NanosegError(f"--size: {w}x{h} is below the minimum of {MIN_SIZE_PX} px")
+    check_size(h, w)
     rng = sample_rng(seed, index)
     d = DrawnParams.sample(params, rng, (h, w))
     scene, mask = build_scene(d, rng)
@@ -56,6 +57,11 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
         "particles": _particle_rows(scene.particles),
         "values": d.record(),
     }
+
+
+def check_size(h: int, w: int) -> None:
+    if min(h, w) < MIN_SIZE_PX or max(h, w) > MAX_SIZE_PX:
+        raise NanosegError(f"--size: {w}x{h} is outside {MIN_SIZE_PX}..{MAX_SIZE_PX} px per side")
 
 
 def _particle_rows(particles: np.ndarray) -> list:
@@ -157,16 +163,17 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
 
     The folder is built under a temporary name and moved into place at the end.
     """
-    if n < 1:
-        raise NanosegError(f"--n: must be at least 1 (got {n})")
-    if min(size_hw) < MIN_SIZE_PX:
-        raise NanosegError(f"--size: {size_hw[1]}x{size_hw[0]} is below the minimum of {MIN_SIZE_PX} px")
+    if not 1 <= n <= MAX_IMAGES:
+        raise NanosegError(f"--n: must lie in 1..{MAX_IMAGES} (got {n})")
+    check_size(int(size_hw[0]), int(size_hw[1]))
+    if seed < 0:
+        raise NanosegError(f"--seed: must be non-negative (got {seed})")
     workers = max(1, int(workers or os.cpu_count() or 1))
     params_json = params.model_dump_json()
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
         for sub in ("images", "masks", "labelme"):
             (tmp / sub).mkdir()
-        jobs = [(str(tmp), params_json, seed, start_index + i, tuple(size_hw), preset) for i in range(n)]
+        jobs = ((str(tmp), params_json, seed, start_index + i, tuple(size_hw), preset) for i in range(n))
         bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
         rows = []
         with open(tmp / META_FILE, "wb") as meta_out:
@@ -181,8 +188,7 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
             else:
                 # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread
                 # pool; one BLAS thread per worker: the workers fill the cores, idle BLAS threads spin
-                with _single_threaded_children(), \
-                        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+                with _single_threaded_children(), io.process_pool(workers) as ex:
                     for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
                         collect(row)
         bar.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 
 META_FILE = "meta.jsonl"
 
@@ -33,7 +33,7 @@ def read_meta(folder: str | Path) -> dict[str, dict]:
                 try:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
-                    raise NanosegError(f"{path}:{line_no}: not a JSON line ({exc})") from None
+                    raise NanosegError(f"{path}:{line_no}: not a JSON line ({brief(exc)})") from None
                 if not isinstance(rec, dict) or "id" not in rec:
                     raise NanosegError(f"{path}:{line_no}: a meta record needs an 'id'")
                 out[str(rec["id"])] = rec
@@ -43,5 +43,5 @@ def read_meta(folder: str | Path) -> dict[str, dict]:
             try:
                 out.setdefault(p.stem, json.loads(p.read_text()))
             except (OSError, json.JSONDecodeError) as exc:
-                raise NanosegError(f"{p}: not a readable meta file ({exc})") from None
+                raise NanosegError(f"{p}: not a readable meta file ({brief(exc)})") from None
     return out

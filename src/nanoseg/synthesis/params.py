@@ -14,14 +14,20 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]
 
 
+#: ranges whose values divide or set a blur width: zero is meaningless there (and would crash or
+#: render black images), so their lower end must be above zero (``cluster_size`` at least 1)
+POSITIVE = {"scale_nm_per_px", "particle_diameter_nm", "psf_sigma_nm", "dose_e_per_px", "gamma",
+            "scan_blur_px", "halo_sigma_px", "ring_radius_px", "cluster_size"}
+
+
 class SynthParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # scale and particles
     scale_nm_per_px: Range = Field((0.5, 2.0), description="pixel size (x200k ~0.5, x100k ~1, x50k ~2 on the Boiko et al. Hitachi SU8000 images); sets particle size and beam blur in px")
@@ -79,6 +85,8 @@ class SynthParams(BaseModel):
                 raise ValueError(f"inverted range [{lo}, {hi}]")
             if lo < 0:
                 raise ValueError(f"negative value in range [{lo}, {hi}]")
+            if info.field_name in POSITIVE and lo <= 0:
+                raise ValueError(f"range [{lo}, {hi}] must lie above zero")
         return v
 
 
@@ -124,7 +132,7 @@ def load_params(preset: str = "realistic", config: str | Path | None = None,
         try:
             loaded = yaml.safe_load(Path(config).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise NanosegError(f"{config}: cannot read generator config ({exc})") from exc
+            raise NanosegError(f"{config}: cannot read generator config ({brief(exc)})") from exc
         if not isinstance(loaded, dict):
             raise NanosegError(f"{config}: generator config must be a mapping of parameter: value")
         values.update(loaded)

@@ -31,17 +31,36 @@ def save(path: str | Path, spec: dict, model: torch.nn.Module, **extra) -> None:
     os.replace(tmp, path)
 
 
-def load(path: str | Path, map_location="cpu") -> dict:
+def load(path: str | Path, map_location="cpu", flag: str = "--model") -> dict:
+    """The checkpoint's contents, read with ``weights_only=True``: tensors and plain Python types
+    only, so a file carrying a pickled object (which could run code) is refused, never executed."""
     path = Path(path)
-    if not path.exists():
-        raise NanosegError(f"--model: {path} not found")
+    if not path.is_file():
+        raise NanosegError(f"{flag}: {path} not found")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise NanosegError(f"--model: {path} is not a nanoseg checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT or "spec" not in obj:
-        raise NanosegError(f"--model: {path} is not a nanoseg checkpoint (format {FORMAT} expected)")
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError for payloads, others for garbage
+        raise NanosegError(f"{flag}: {path} is not a nanoseg checkpoint ({exc.__class__.__name__}; only "
+                           "tensors and plain values are loaded)") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not isinstance(obj.get("spec"), dict):
+        raise NanosegError(f"{flag}: {path} is not a nanoseg checkpoint (format {FORMAT} expected)")
+    spec = obj["spec"]
+    if not isinstance(spec.get("arch"), str) or not isinstance(spec.get("num_classes"), int) \
+            or not 2 <= spec["num_classes"] <= 256:
+        raise NanosegError(f"{flag}: {path} has no valid model description (arch, num_classes)")
+    state = obj.get("model_state")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise NanosegError(f"{flag}: {path} holds no model weights")
     return obj
+
+
+def load_state(model: torch.nn.Module, state: dict, path, arch: str, flag: str = "--model") -> None:
+    """Load weights into ``model``; a mismatch is bad input (exit 2), not a crash."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise NanosegError(f"{flag}: {path} does not fit architecture {arch!r} "
+                           f"({str(exc).strip().splitlines()[0]})") from None
 
 
 def load_model(path: str | Path, device: str = "cpu"):
@@ -49,9 +68,5 @@ def load_model(path: str | Path, device: str = "cpu"):
     obj = load(path)
     spec = obj["spec"]
     model = build_model(spec["arch"], spec["num_classes"], spec.get("in_channels", 1))
-    try:
-        model.load_state_dict(obj["model_state"])
-    except RuntimeError as exc:
-        raise NanosegError(f"--model: {path} does not fit architecture {spec['arch']!r} "
-                           f"({str(exc).splitlines()[0]})") from None
+    load_state(model, obj["model_state"], path, spec["arch"])
     return model.to(device).eval(), spec

@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     train: str = Field(..., description="training dataset folder")
     val: str | None = Field(None, description="validation dataset folder (evaluated on whole images)")
@@ -20,18 +20,18 @@ class TrainConfig(BaseModel):
     num_classes: int = Field(2, ge=2)
     loss: str = Field("dice", pattern="^(dice|ce|dice\\+ce)$")
     iters: int = Field(1000, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, le=4096)
     optimizer: str = Field("sgd", pattern="^(sgd|adamw)$", description="sgd as the paper; adamw converges faster")
-    lr: float = Field(0.01, gt=0)
+    lr: float = Field(0.01, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(4e-5, ge=0)
     power: float = Field(0.9, ge=0, description="polynomial lr decay power")
     crop: int | None = Field(None, ge=16, description="random padding crop for training (px)")
     augment: bool = True
-    augment_strength: float = Field(1.0, ge=0)
+    augment_strength: float = Field(1.0, ge=0, le=2, description="0 (none) .. 2")
     eval_every: int = Field(100, ge=1)
     save_every: int | None = Field(None, ge=1, description="checkpoint interval (default: eval_every)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     device: str = "auto"
     amp: bool = True
     num_workers: int = Field(0, ge=0)
@@ -44,7 +44,7 @@ def load_train_config(config: str | Path | None, overrides: dict) -> TrainConfig
         try:
             loaded = yaml.safe_load(Path(config).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise NanosegError(f"--config: cannot read {config} ({exc})") from None
+            raise NanosegError(f"--config: cannot read {config} ({brief(exc)})") from None
         if not isinstance(loaded, dict):
             raise NanosegError(f"--config: {config} must be a mapping")
         loaded.pop("run", None)  # a RUN/config.yaml also records what the run found at start-up

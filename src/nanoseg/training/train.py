@@ -32,10 +32,21 @@ from .losses import LOSSES
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    name = str(name).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NanosegError(f"--device: {name} requested but no CUDA device is available")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (not index.isdigit() or kind != "cuda")):
+        raise NanosegError(f"--device: {name!r} is not auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise NanosegError(f"--device: {name} requested but no CUDA device is available")
+        if index and int(index) >= torch.cuda.device_count():
+            raise NanosegError(f"--device: {name} requested but only {torch.cuda.device_count()} CUDA "
+                               "device(s) exist")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise NanosegError("--device: mps requested but not available")
     return torch.device(name)
 
 
@@ -70,12 +81,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     last_path, best_path = out / "last.pt", out / "best.pt"
+    io.check_out_separate(out, [("--train", cfg.train), ("--val", cfg.val), ("--encoder-weights", cfg.encoder_weights)])
+    if out.exists() and not out.is_dir():
+        raise NanosegError(f"--out: {out} exists and is not a folder")
     if rank == 0 and out.exists() and any(out.iterdir()) and not resume:  # rank 0 alone: no race
         if (out / "config.yaml").exists():
             raise NanosegError(f"{out}: run folder exists (use --resume to continue it, or another --out)")
         raise NanosegError(f"{out}: output folder exists and is not empty")
     # --resume without last.pt (killed before its first checkpoint) starts over in place
-    resume_state = checkpoint.load(last_path) if resume and last_path.exists() else None
+    resume_state = checkpoint.load(last_path, flag="--resume") if resume and last_path.exists() else None
+    if resume_state is not None:
+        _check_resumable(resume_state, cfg, last_path)
 
     # --- data (read before the run folder exists, so bad input leaves nothing behind)
     transform = JointTransform(cfg.augment_strength) if cfg.augment else None
@@ -89,7 +105,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                            "(or tile them with `nanoseg import --tile`)")
     val_ds = SegmentationDataset(cfg.val) if cfg.val else None
     train_size = cfg.crop or int(train_ds.images[0].shape[0])
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"--out: cannot create {out} ({exc.strerror or exc})") from None
 
     # --- model, optimiser
     torch.manual_seed(cfg.seed)
@@ -106,16 +125,26 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     loss_fn = LOSSES[cfg.loss]
     spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE)
     start_it, best, data_pos = 0, {"miou": -1.0}, (0, 0)
+    loss_avg = None
     if resume_state is not None:
-        model.load_state_dict(resume_state["model_state"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        if "scaler" in resume_state:
-            scaler.load_state_dict(resume_state["scaler"])
+        checkpoint.load_state(model, resume_state["model_state"], last_path, cfg.model, flag="--resume")
+        try:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            if "scaler" in resume_state:
+                scaler.load_state_dict(resume_state["scaler"])
+            torch.set_rng_state(resume_state["torch_rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise NanosegError(f"--resume: {last_path} does not fit this run's optimiser "
+                               f"({str(exc).strip().splitlines()[0]})") from None
         start_it = int(resume_state["iteration"])
         best = resume_state.get("best", best)
         data_pos = tuple(resume_state["data_pos"])
-        torch.set_rng_state(resume_state["torch_rng"])
+        loss_avg = resume_state.get("loss_avg")
         _truncate_metrics(out / "metrics.jsonl", start_it)
+    elif rank == 0:
+        # a fresh start (or a run killed before its first last.pt): earlier evaluations are void
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        best_path.unlink(missing_ok=True)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
@@ -137,7 +166,6 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                disable=not progress or rank != 0)
     model.train()
     t0 = time.time()
-    loss_avg = None
     for it in range(start_it, end_it):
         if pos >= len(batches):
             epoch, pos = epoch + 1, 0
@@ -173,7 +201,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             row = {"iteration": done, "loss": loss_avg, "lr": lr, "time_s": round(time.time() - t0, 2),
                    **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}
             with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(io.dumps_json(row) + "\n")
             if m["miou"] > best["miou"]:
                 best = dict(row)
                 checkpoint.save(best_path, spec, model, iteration=done, metrics=row)
@@ -182,7 +210,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         if rank == 0 and (done % save_every == 0 or done == cfg.iters):
             checkpoint.save(last_path, spec, model, iteration=done, optimizer=optimizer.state_dict(),
                             scaler=scaler.state_dict(), best=best, data_pos=(epoch, pos),
-                            torch_rng=torch.get_rng_state(), config=cfg.model_dump())
+                            torch_rng=torch.get_rng_state(), config=cfg.model_dump(), loss_avg=loss_avg)
     bar.close()
     if rank == 0:
         if val_ds is None and end_it == cfg.iters:
@@ -194,6 +222,20 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     if world > 1:
         torch.distributed.destroy_process_group()
     return best
+
+
+def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
+    """A ``last.pt`` from another run (architecture, classes) or without its training state is refused."""
+    spec = state["spec"]
+    if spec["arch"] != cfg.model or spec["num_classes"] != cfg.num_classes:
+        raise NanosegError(f"--resume: {path} was trained as {spec['arch']!r} with {spec['num_classes']} classes, "
+                           f"this run asks for {cfg.model!r} with {cfg.num_classes}")
+    missing = [k for k in ("optimizer", "iteration", "data_pos", "torch_rng") if k not in state]
+    if missing:
+        raise NanosegError(f"--resume: {path} holds no training state ({', '.join(missing)} missing)")
+    it = state["iteration"]
+    if not isinstance(it, int) or not 0 < it <= cfg.iters:
+        raise NanosegError(f"--resume: {path} is at iteration {it!r}, outside this run's 1..{cfg.iters}")
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -213,5 +255,5 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def _truncate_metrics(path: Path, upto_iteration: int) -> None:
     """Drop evaluations after the checkpoint we resume from (they will be redone)."""
-    rows = [r for r in read_metrics(path) if r["iteration"] <= upto_iteration]
-    io.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    rows = [r for r in read_metrics(path) if isinstance(r, dict) and r.get("iteration", 0) <= upto_iteration]
+    io.atomic_write_text(path, "".join(io.dumps_json(r) + "\n" for r in rows))
