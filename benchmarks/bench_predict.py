@@ -12,7 +12,7 @@ import torch
 from nanoseg import io
 from nanoseg.inference.predict import predict
 from nanoseg.models import NORMALIZE, build_model
-from nanoseg.training import checkpoint
+from nanoseg.models import checkpoint
 
 
 def main() -> None:

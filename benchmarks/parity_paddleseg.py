@@ -18,7 +18,7 @@ def make(path):
     import torch
 
     from nanoseg.training.losses import dice_loss
-    from nanoseg.training.metrics import AreaAccumulator
+    from nanoseg.evaluation.metrics import AreaAccumulator
 
     rng = np.random.default_rng(0)
     preds = rng.integers(0, 2, (6, 1, 40, 50))

@@ -5,7 +5,8 @@ import tifffile
 from PIL import Image
 
 from nanoseg import io
-from nanoseg.data.importer import detect_data_bar, import_folder
+from nanoseg.data.importer import import_folder
+from nanoseg.imaging import detect_data_bar
 
 from .conftest import run_cli
 

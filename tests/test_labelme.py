@@ -1,6 +1,6 @@
 import numpy as np
 
-from nanoseg.data import labelme
+from nanoseg import labelme
 
 
 def shape(points, stype, label="ring"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nanoseg.training.losses import ce_loss, dice_loss
-from nanoseg.training.metrics import AreaAccumulator, calculate_area, metrics_from_areas
+from nanoseg.evaluation.metrics import AreaAccumulator, calculate_area, metrics_from_areas
 
 
 def test_hand_computed_confusion_matrix():

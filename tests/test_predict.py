@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nanoseg import io
-from nanoseg.data import labelme
+from nanoseg import labelme
 from nanoseg.data.importer import import_folder
 from nanoseg.inference.measure import measure_structures
 from nanoseg.inference.scale import read_pixel_size, resolve_scale
@@ -175,7 +175,7 @@ def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path):
     code, out, err = run_cli("export", "--model", tiny_checkpoint, "--onnx", tmp_path / "m.onnx")
     assert code == 0, err
     from nanoseg.inference.export import onnx_parity
-    from nanoseg.training.checkpoint import load_model
+    from nanoseg.models import load_model
 
     model, _ = load_model(tiny_checkpoint)
     assert onnx_parity(model, tmp_path / "m.onnx", shapes=((1, 1, 50, 70), (3, 1, 128, 96)), seed=3) < 1e-4

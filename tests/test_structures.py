@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nanoseg import io
-from nanoseg.inference.structures import evaluate_structure_folders, evaluate_structures, rings_from_meta
+from nanoseg.evaluation.structures import evaluate_structure_folders, evaluate_structures, rings_from_meta
 from nanoseg.synthesis import PRESETS, read_meta, synthesize_sample
 
 from .conftest import run_cli
@@ -70,7 +70,7 @@ def test_synthetic_meta_ground_truth_and_cli(tiny_sd, tmp_path):
 
 
 def test_meta_ring_truth_is_the_rings_own_band_measured_like_a_prediction(tiny_sd):
-    from nanoseg.data import labelme
+    from nanoseg import labelme
     from nanoseg.inference.measure import measure_component
 
     checked = 0

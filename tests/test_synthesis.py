@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nanoseg import io
-from nanoseg.data import labelme
+from nanoseg import labelme
 from nanoseg.errors import NanosegError
 from nanoseg.synthesis import PRESETS, load_params, read_meta, synthesize_dataset, synthesize_sample
 

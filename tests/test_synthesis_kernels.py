@@ -8,7 +8,7 @@ from scipy import stats
 from scipy.spatial import Voronoi
 
 from nanoseg import io
-from nanoseg.data import labelme
+from nanoseg import labelme
 from nanoseg.synthesis import load_params, synthesize_sample
 from nanoseg.synthesis.render import shot_noise_counts
 from nanoseg.synthesis.scene import particles_along_many, voronoi_edges

@@ -265,18 +265,16 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the metrics here")
 def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, json_out):
     """mIoU, Acc, Kappa, Dice exactly as PaddleSeg computes them (and ring-level scores)."""
-    from .training.evaluate import evaluate_folders
+    from .evaluation.evaluate import evaluate_checkpoint, evaluate_folders
 
     if model_path or data_dir:
         if not (model_path and data_dir):
             raise NanosegError("--model/--data: both are needed to evaluate a model")
-        from .inference.structures import evaluate_model_on_dataset
-
-        result = evaluate_model_on_dataset(model_path, data_dir, structures=structures)
+        result = evaluate_checkpoint(model_path, data_dir, structures=structures)
     elif pred_dir and gt_dir:
-        result = evaluate_folders(pred_dir, gt_dir, num_classes)
+        result = evaluate_folders(pred_dir, gt_dir, num_classes=num_classes)
         if structures:
-            from .inference.structures import evaluate_structure_folders
+            from .evaluation.structures import evaluate_structure_folders
 
             result["structures"] = evaluate_structure_folders(pred_dir, gt_dir)
     else:

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import io
 from .data.augment import augment_dataset
@@ -27,9 +26,9 @@ from .data.mix import check_disjoint, merge_pools, mix, split
 from .figures import prediction_panel
 from .inference.predict import predict
 from .synthesis import load_params, synthesize_dataset
-from .training.checkpoint import load_model
+from .inference.sliding import predict_mask, tile_rule
+from .models import load_model
 from .training.config import TrainConfig
-from .training.evaluate import predict_logits
 from .training.train import train
 
 EXAMPLE = "boiko2020_2-S1-no_area-100k-ordered.png"
@@ -93,9 +92,9 @@ def run_demo(out="runs/demo", seed: int = 0, iters: int = 600, overwrite: bool =
                 "Test set: held-out stand-in AD, split by micrograph.")
         io.atomic_write_text(tmp / "metrics.md", "# nanoseg demo\n\n" + note + "\n\n" + "\n".join(lines) + "\n")
         shutil.copyfile(tmp / "runs" / "mix" / "curve.png", tmp / "curve.png")
-        model, _ = load_model(tmp / "runs" / "mix" / "best.pt")
+        model, spec = load_model(tmp / "runs" / "mix" / "best.pt")
         _, imgs, gts = load_arrays(data / "ad_test")
-        preds = [predict_logits(model, im, "cpu").argmax(0).numpy().astype(np.uint8) for im in imgs[:4]]
+        preds = [predict_mask(model, im, tile_px=tile_rule(spec.get("train_size"))[0]) for im in imgs[:4]]
         prediction_panel(imgs[:4], gts[:4], preds, tmp / "predictions.png")
         _step("6/6 segmenting a real micrograph (Boiko et al. 2020, CC BY 4.0)")
         predict(tmp / "runs" / "mix" / "best.pt", [example_micrograph()], tmp / "real",

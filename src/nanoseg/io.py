@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 
 from .errors import NanosegError
+from .imaging import to_uint8_gray
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-IGNORE_INDEX = 255
+IGNORE_INDEX = 255  #: mask value of unlabelled pixels: excluded from losses and metrics
 
 
 def read_gray(path: str | Path) -> np.ndarray:
@@ -65,45 +66,6 @@ def _check_pixels(path: Path, shape) -> None:
     if n > MAX_IMAGE_PIXELS:
         raise NanosegError(f"{path}: {'x'.join(map(str, shape))} is over the limit of "
                            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
-
-
-def to_uint8_gray(arr: np.ndarray, name: str = "image") -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)
-    if arr.ndim == 3:
-        if arr.shape[-1] == 4:
-            arr = arr[..., :3]
-        if arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        else:
-            src_dtype = arr.dtype
-            arr = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-            if src_dtype == np.uint8:  # 8-bit colour: keep the grey levels as they are
-                arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-            else:
-                arr = arr.astype(src_dtype) if src_dtype.kind in "iu" else arr
-    if arr.ndim != 2 or arr.size == 0:
-        raise NanosegError(f"{name}: not a 2-D image (shape {arr.shape})")
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16 or arr.dtype.kind in "iuf":
-        a = arr.astype(np.float64)
-        finite = np.isfinite(a)
-        if not finite.any():
-            raise NanosegError(f"{name}: no finite pixel values (all NaN or infinite)")
-        if not finite.all():  # dead pixels of a float detector image: black, the rest scaled as usual
-            a = np.where(finite, a, np.nan)
-            a = np.where(finite, a, np.nanpercentile(a, 0.1))
-        if arr.dtype.kind == "f" or a.max() > 255 or a.min() < 0:
-            lo, hi = np.percentile(a, [0.1, 99.9])
-            if hi <= lo:
-                hi = lo + 1
-            a = (a - lo) / (hi - lo) * 255.0
-        return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-    raise NanosegError(f"{name}: unsupported pixel type {arr.dtype}")
 
 
 #: PNG settings for 8-bit grayscale (micrographs, masks), the bulk of every dataset: the Sub
@@ -171,17 +133,6 @@ def read_mask(path: str | Path) -> np.ndarray:
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Origins of tiles covering ``length`` with at least ``overlap`` px shared by neighbours."""
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
 
 
 # ---------------------------------------------------------------- names, paths and atomic output

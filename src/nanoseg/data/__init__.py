@@ -1,1 +1,1 @@
-"""Data stage: dataset folders, labelme import/export, augmentation, AD/SD mixing and splits."""
+"""Data stage: dataset folders, import of labelled micrographs, augmentation, AD/SD mixing and splits."""

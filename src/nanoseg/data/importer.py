@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import io
+from .. import imaging, io, labelme
 from ..errors import NanosegError
-from . import labelme
 
 
 @dataclass
@@ -38,28 +37,6 @@ class ImportReport:
         for f, msg in self.warnings:
             lines.append(f"  warning {f}: {msg}")
         return "\n".join(lines)
-
-
-def detect_data_bar(img: np.ndarray, min_rows: int = 20, max_fraction: float = 0.3) -> int:
-    """Rows of an instrument data bar at the bottom (0 if none).
-
-    SEM data bars (Hitachi, FEI, Zeiss, JEOL) are a block of rows whose background is
-    black or white, carrying sparse text, ticks and a scale bar: the median of every
-    bar row is that background level, while micrograph rows have a median well away
-    from it. We walk up from the bottom row while the row median stays at that level.
-    """
-    h = img.shape[0]
-    med = np.median(img, axis=1)
-    level = med[-1]
-    if not (level <= 10 or level >= 245):
-        return 0
-    y = h - 1
-    while y > 0 and abs(med[y - 1] - level) <= 3:
-        y -= 1
-    bar = h - y
-    if bar < min_rows or bar > max_fraction * h or y == 0 or abs(med[y - 1] - level) < 15:
-        return 0
-    return int(bar)
 
 
 def _find_annotation(img_path: Path) -> tuple[str, Path] | None:
@@ -174,10 +151,8 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                     mask = _mask_from_png(ann_path, img.shape)
                 if strict and warns:
                     raise NanosegError(f"--strict: {warns[0]}")
-                bar = detect_data_bar(img) if crop_bottom == "auto" else int(crop_bottom or 0)
+                bar = imaging.data_bar_rows(img, crop_bottom)
                 if bar:
-                    if bar >= img.shape[0] - 8:
-                        raise NanosegError(f"--crop-bottom {bar} leaves no image")
                     img, mask = img[:-bar], mask[:-bar]
             except NanosegError as exc:
                 msg = str(exc)
@@ -188,8 +163,7 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
             group = img_path.stem
             tiles = [(0, 0, img.shape[0], img.shape[1])]
             if tile_px:
-                tiles = [(y, x, tile_px, tile_px) for y in io.tile_starts(img.shape[0], tile_px, overlap_px)
-                         for x in io.tile_starts(img.shape[1], tile_px, overlap_px)]
+                tiles = [(y, x, tile_px, tile_px) for y, x in imaging.tile_origins(img.shape, tile_px, overlap_px)]
             for ti, (y, x, th, tw) in enumerate(tiles):
                 sid = group if not tile_px else f"{group}__t{ti:03d}"
                 timg, tmask = img[y:y + th, x:x + tw], mask[y:y + th, x:x + tw]

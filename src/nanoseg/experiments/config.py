@@ -95,7 +95,7 @@ class ExperimentConfig(BaseModel):
             worst = max(m.n_sd for m in self.mixes)
             if worst > n_pool:
                 raise ValueError(f"a mix asks for {worst} SD but the synthetic pool holds {n_pool}")
-        from ..models import build_model  # noqa: F401 - names checked below
+        from ..models import parse_model_name
         from ..training.config import TrainConfig
 
         bad = set(self.training) - set(TrainConfig.model_fields) | ({"train", "val"} & set(self.training))
@@ -107,8 +107,10 @@ class ExperimentConfig(BaseModel):
             err = exc.errors()[0]
             raise ValueError(f"training.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
         for name in self.models:
-            if not (name in ("unet", "unet-small") or (name.startswith("smp:") and name.count(":") == 2)):
-                raise ValueError(f"models: {name!r} is not unet, unet-small or smp:<Arch>:<encoder>")
+            try:
+                parse_model_name(name)
+            except NanosegError as exc:
+                raise ValueError(f"models: {str(exc).removeprefix('--model: ')}") from None
         return self
 
 

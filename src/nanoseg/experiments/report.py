@@ -135,13 +135,14 @@ def _prediction_panel(ckpt: Path, test_dir: Path, path: Path) -> None:
     if not ckpt.exists() or not test_dir.exists():
         return
     from ..data.dataset import load_arrays
-    from ..training.checkpoint import load_model
-    from ..training.evaluate import predict_logits
+    from ..inference.sliding import predict_mask, tile_rule
+    from ..models import load_model
 
-    model, _ = load_model(ckpt)
+    model, spec = load_model(ckpt)
     rows, imgs, gts = load_arrays(test_dir)
     idx = np.linspace(0, len(imgs) - 1, min(4, len(imgs))).astype(int)
-    preds = [predict_logits(model, imgs[i], "cpu").argmax(0).numpy().astype(np.uint8) for i in idx]
+    tile_px, _ = tile_rule(spec.get("train_size"))
+    preds = [predict_mask(model, imgs[i], tile_px=tile_px) for i in idx]
     figures.prediction_panel([imgs[i] for i in idx], [gts[i] for i in idx], preds, path,
                              titles=[rows[i]["id"] for i in idx])
 

@@ -107,7 +107,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     """One training run (resumable) and its evaluation on the test set; writes result.json last."""
     import torch
 
-    from ..inference.structures import evaluate_model_on_dataset
+    from ..evaluation.evaluate import evaluate_checkpoint
     from ..training.config import TrainConfig
     from ..training.train import train
 
@@ -135,7 +135,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     train(tcfg, run_dir, resume=resume, progress=progress)
     seconds = time.time() - t0
     ckpt = run_dir / ("best.pt" if cfg.report_checkpoint == "best" else "last.pt")
-    metrics = evaluate_model_on_dataset(ckpt, pools["test"], structures=cfg.structures, device=tcfg.device)
+    metrics = evaluate_checkpoint(ckpt, pools["test"], structures=cfg.structures, device=tcfg.device)
     result = dict(run, ad_fraction=run["n_ad"] / cfg.train_size, checkpoint=ckpt.name,
                   miou=metrics["miou"], acc=metrics["acc"], kappa=metrics["kappa"], dice=metrics["dice"],
                   iou_ring=metrics["class_iou"][1], train_seconds=round(seconds, 1))

@@ -1,2 +1,2 @@
-"""Inference and analysis stage: sliding-window prediction, pixel size, ring measurements,
-structure-level evaluation, labelme export and ONNX export."""
+"""Inference and analysis stage: sliding-window prediction and its tile rule, pixel size, ring
+measurements, labelme export and ONNX export. Imports models, never training or the importer."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import NanosegError
-from ..training.checkpoint import load_model
+from ..models import load_model
 
 
 def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> dict:

@@ -9,15 +9,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .. import io
-from ..data import labelme
-from ..data.importer import detect_data_bar
+from .. import imaging, io, labelme
 from ..errors import NanosegError
-from ..training.checkpoint import load_model
-from ..training.train import pick_device
+from ..models import load_model, pick_device
 from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, add_physical_units, measure_structures
 from .scale import resolve_scale
-from .sliding import predict_probs
+from .sliding import predict_probs, tile_rule
 
 STRUCTURE_COLUMNS = [
     "image", "structure_id", "centre_x_px", "centre_y_px", "mean_radius_px", "ring_width_px",
@@ -89,8 +86,8 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     files, problems = collect_inputs(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
-    train_size = int(spec.get("train_size") or 321)
-    tile_px = tile_px or max(256, int(np.ceil(train_size / 32) * 32))
+    rule_tile, _ = tile_rule(spec.get("train_size"))
+    tile_px = tile_px or rule_tile
     overlap_px = tile_px // 4 if overlap_px is None else overlap_px
     if overlap_px >= tile_px:
         raise NanosegError(f"--overlap: {overlap_px} must be smaller than the tile ({tile_px})")
@@ -102,9 +99,10 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             except NanosegError as exc:
                 problems.append((str(path), str(exc).split(": ", 1)[-1]))
                 continue
-            bar = detect_data_bar(image) if crop_bottom == "auto" else int(crop_bottom or 0)
-            if bar >= image.shape[0] - 8:
-                problems.append((str(path), f"--crop-bottom {bar} leaves no image"))
+            try:
+                bar = imaging.data_bar_rows(image, crop_bottom)
+            except NanosegError as exc:
+                problems.append((str(path), str(exc)))
                 continue
             if bar:
                 image = image[:-bar]

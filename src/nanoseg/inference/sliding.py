@@ -1,11 +1,27 @@
-"""Sliding-window inference with overlap and smooth (sin^2) blending: no seams, any size."""
+"""Sliding-window inference with overlap and smooth (sin^2) blending: no seams, any size.
+
+``tile_rule`` is the one rule for the tile a model is run at (``nanoseg predict``,
+``nanoseg evaluate``, training's validation and experiments all use it).
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
-from ..io import tile_starts
+from ..imaging import tile_origins
+
+MIN_TILE_PX = 256
+DEFAULT_TRAIN_SIZE_PX = 321
+
+
+def tile_rule(train_size_px: int | None) -> tuple[int, int]:
+    """(tile, overlap) in px for a model trained on ``train_size_px`` crops: the training size
+    rounded up to a multiple of 32, at least 256; a quarter of it overlaps."""
+    tile = max(MIN_TILE_PX, int(math.ceil((train_size_px or DEFAULT_TRAIN_SIZE_PX) / 32) * 32))
+    return tile, tile // 4
 
 
 def edge_taper(n: int, overlap: int, start_inside: bool, end_inside: bool) -> np.ndarray:
@@ -41,8 +57,7 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
         logits = model(x_full[None, None].to(device))
         return torch.softmax(logits.float(), 1)[0].cpu().numpy()
     th, tw = min(tile_px, h), min(tile_px, w)
-    ys, xs = tile_starts(h, th, overlap_px), tile_starts(w, tw, overlap_px)
-    coords = [(y, x) for y in ys for x in xs]
+    coords = tile_origins((h, w), tile_px, overlap_px)
     acc = None
     wsum = np.zeros((h, w), np.float32)
     for b in range(0, len(coords), batch_size):
@@ -56,3 +71,11 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
             acc[:, y:y + th, x:x + tw] += p * win
             wsum[y:y + th, x:x + tw] += win
     return acc / wsum[None]
+
+
+def predict_mask(model, image: np.ndarray, *, tile_px: int, overlap_px: int | None = None, batch_size: int = 4,
+                 device="cpu") -> np.ndarray:
+    """Class-index mask (uint8 HxW) of an 8-bit image: the argmax of ``predict_probs``
+    (``overlap_px`` defaults to a quarter of the tile)."""
+    overlap_px = tile_px // 4 if overlap_px is None else overlap_px
+    return predict_probs(model, image, tile_px, overlap_px, batch_size, device).argmax(0).astype(np.uint8)

@@ -1,8 +1,11 @@
-"""Models by name: ``unet``, ``unet-small`` and ``smp:<Arch>:<encoder>``.
+"""Models by name: ``unet``, ``unet-small`` and ``smp:<Arch>:<encoder>``; devices; checkpoints.
 
-``build_model`` is the one factory. Every model is wrapped in ``SegmentationNet``,
-which carries the input normalisation and pads inputs to the network's stride,
-so checkpoints and ONNX files take raw 0-1 grayscale of any size.
+``parse_model_name`` is the one grammar of model names and ``build_model`` the one
+factory. Every model is wrapped in ``SegmentationNet``, which carries the input
+normalisation and pads inputs to the network's stride, so checkpoints and ONNX
+files take raw 0-1 grayscale of any size. ``pick_device`` turns ``auto|cpu|cuda[:N]``
+into a device; ``checkpoint`` saves and loads self-describing checkpoints
+(``load_model`` gives a model ready for inference).
 """
 
 from __future__ import annotations
@@ -41,21 +44,47 @@ class SegmentationNet(nn.Module):
         return y[..., :h, :w]
 
 
-def build_model(name: str, num_classes: int = 2, in_channels: int = 1,
-                encoder_weights: str | Path | None = None) -> SegmentationNet:
-    """Build a model by name. Nothing is downloaded: encoders start from random weights
-    unless ``encoder_weights`` is a local state-dict file."""
-    if name == "unet":
-        net, stride = UNet(in_channels, num_classes, 64), 16
-    elif name == "unet-small":
-        net, stride = UNet(in_channels, num_classes, 16), 16
-    elif name.startswith("smp:"):
+MODEL_NAMES = "unet, unet-small or smp:<Arch>:<encoder>"
+
+
+def parse_model_name(name: str) -> tuple[str, str | None, str | None]:
+    """``(family, arch, encoder)`` of a model name: ``("unet", None, None)``, ``("unet-small", None, None)``
+    or ``("smp", Arch, encoder)``. Raises NanosegError (naming ``--model``) for anything else;
+    whether smp has that architecture and encoder is checked by ``build_model``."""
+    if name in ("unet", "unet-small"):
+        return name, None, None
+    if name.startswith("smp:"):
         parts = name.split(":")
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise NanosegError(f"--model: {name!r} must read smp:<Arch>:<encoder>, e.g. smp:DeepLabV3:resnet18")
+        return "smp", parts[1], parts[2]
+    raise NanosegError(f"--model: unknown model {name!r} (use {MODEL_NAMES})")
+
+
+def build_model(name: str, num_classes: int = 2, in_channels: int = 1,
+                encoder_weights: str | Path | None = None) -> SegmentationNet:
+    """Build a model by name (see ``parse_model_name``).
+
+    Parameters
+    ----------
+    name : str
+        ``unet``, ``unet-small`` or ``smp:<Arch>:<encoder>``.
+    num_classes : int
+        Output channels (2: background, ring).
+    in_channels : int
+        Input channels (1: grayscale).
+    encoder_weights : path, optional
+        A local state dict copied into the encoder. Nothing is downloaded: encoders
+        start from random weights otherwise.
+    """
+    family, arch, encoder = parse_model_name(name)
+    if family == "unet":
+        net, stride = UNet(in_channels, num_classes, 64), 16
+    elif family == "unet-small":
+        net, stride = UNet(in_channels, num_classes, 16), 16
+    else:
         import segmentation_models_pytorch as smp
 
-        arch, encoder = parts[1], parts[2]
         if not hasattr(smp, arch):
             raise NanosegError(f"--model: segmentation_models_pytorch has no architecture {arch!r}")
         try:
@@ -64,8 +93,6 @@ def build_model(name: str, num_classes: int = 2, in_channels: int = 1,
         except Exception as exc:  # noqa: BLE001 - smp raises several types for bad names
             raise NanosegError(f"--model: cannot build {name!r} ({brief(exc)})") from None
         stride = 32
-    else:
-        raise NanosegError(f"--model: unknown model {name!r} (use unet, unet-small or smp:<Arch>:<encoder>)")
     if encoder_weights:
         load_encoder_weights(net, encoder_weights)
     return SegmentationNet(net, stride)
@@ -90,3 +117,25 @@ def load_encoder_weights(net: nn.Module, path: str | Path) -> int:
     own.update(matched)
     target.load_state_dict(own)
     return len(matched)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (not index.isdigit() or kind != "cuda")):
+        raise NanosegError(f"--device: {name!r} is not auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise NanosegError(f"--device: {name} requested but no CUDA device is available")
+        if index and int(index) >= torch.cuda.device_count():
+            raise NanosegError(f"--device: {name} requested but only {torch.cuda.device_count()} CUDA "
+                               "device(s) exist")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise NanosegError("--device: mps requested but not available")
+    return torch.device(name)
+
+
+from .checkpoint import load_model  # noqa: E402 - checkpoint builds models with build_model above

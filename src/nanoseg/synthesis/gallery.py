@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 
 from .. import io
-from ..data.dataset import read_manifest
 
 
 def outline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -21,7 +20,7 @@ def outline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def write_gallery(folder, path, n: int = 16, ncols: int = 4) -> None:
     """Image | outlined-mask pairs side by side, ``n`` samples, as one PNG."""
     folder = Path(folder)
-    rows = read_manifest(folder)[:n]
+    rows = io.read_csv(folder / "manifest.csv")[:n]  # the generator's own manifest
     tiles = []
     for r in rows:
         img = io.read_gray(folder / "images" / f"{r['id']}.png")

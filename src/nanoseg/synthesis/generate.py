@@ -13,8 +13,7 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from .. import io
-from ..data import labelme
+from .. import io, labelme
 from ..errors import NanosegError
 from .draw import DrawnParams
 from .meta import META_FILE

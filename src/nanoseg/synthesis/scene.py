@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..data import labelme
+from .. import labelme
 from .draw import DrawnParams
 RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
 MIN_PARTICLE_SHARE = 0.5     # of a ring band's angular extent that particles must actually cover

@@ -1,1 +1,1 @@
-"""Training and evaluation stage: losses, PaddleSeg metrics, the training loop, checkpoints."""
+"""Training stage: settings (``config``), losses and the training loop (``train``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from ..io import IGNORE_INDEX
 
 
 def dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0, eps: float = 1e-8,

@@ -24,30 +24,11 @@ from .. import __version__, io
 from ..data.augment import JointTransform
 from ..data.dataset import SegmentationDataset
 from ..errors import NanosegError
-from ..models import NORMALIZE, build_model
-from . import checkpoint
+from ..evaluation.evaluate import evaluate_model
+from ..inference.sliding import tile_rule
+from ..models import NORMALIZE, build_model, checkpoint, pick_device
 from .config import TrainConfig
-from .evaluate import evaluate_model
 from .losses import LOSSES
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
-    name = str(name).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, _, index = name.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and (not index.isdigit() or kind != "cuda")):
-        raise NanosegError(f"--device: {name!r} is not auto, cpu, cuda, cuda:N or mps")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise NanosegError(f"--device: {name} requested but no CUDA device is available")
-        if index and int(index) >= torch.cuda.device_count():
-            raise NanosegError(f"--device: {name} requested but only {torch.cuda.device_count()} CUDA "
-                               "device(s) exist")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise NanosegError("--device: mps requested but not available")
-    return torch.device(name)
 
 
 def _dist_info():
@@ -105,6 +86,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                            "(or tile them with `nanoseg import --tile`)")
     val_ds = SegmentationDataset(cfg.val) if cfg.val else None
     train_size = cfg.crop or int(train_ds.images[0].shape[0])
+    tile_px, _ = tile_rule(train_size)  # validation segments images as predict and evaluate do
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -196,7 +178,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         bar.update()
         done = it + 1
         if rank == 0 and val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters):
-            m = evaluate_model(model, val_ds.images, val_ds.masks, cfg.num_classes, device=device, progress=False)
+            m = evaluate_model(model, val_ds.images, val_ds.masks, tile_px=tile_px, num_classes=cfg.num_classes,
+                               device=device, progress=False)
             model.train()
             row = {"iteration": done, "loss": loss_avg, "lr": lr, "time_s": round(time.time() - t0, 2),
                    **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import NanosegError
-from ..models import build_model
+from . import build_model
 
 FORMAT = "nanoseg-checkpoint-1"
 CLASS_NAMES = ["background", "ring"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from ..io import IGNORE_INDEX
 
 
 def calculate_area(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX):

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .. import io
-from ..data import labelme
+from .. import io, labelme
 from ..errors import NanosegError
+from ..inference.measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_component, measure_structures
 from ..synthesis.meta import read_meta
-from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_component, measure_structures
 
 CENTRE_TOL = 0.35
 RADIUS_TOL = 0.25
@@ -154,8 +153,9 @@ def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_
     return result
 
 
-def _gt_for(folder: Path, metas: dict, name_stem: str, mask: np.ndarray):
-    """Ring truth from the synthetic meta record when the folder has one, else the mask."""
+def ground_truth_rings(folder: Path, metas: dict, name_stem: str, mask: np.ndarray):
+    """Ring truth of one image of ``folder``: its synthetic meta record (``metas``, from
+    ``synthesis.read_meta``) measured on the ring's own band when there is one, else the mask."""
     meta = metas.get(name_stem)
     return mask if meta is None else rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
 
@@ -171,32 +171,5 @@ def evaluate_structure_folders(pred_dir, gt_dir) -> dict:
         if not q.exists():
             raise NanosegError(f"--pred: {q} missing")
         preds[p.stem] = io.read_mask(q)
-        gts[p.stem] = _gt_for(gt_dir, metas, p.stem, io.read_mask(p))
+        gts[p.stem] = ground_truth_rings(gt_dir, metas, p.stem, io.read_mask(p))
     return evaluate_structures(preds, gts)
-
-
-def evaluate_model_on_dataset(model_path, data_dir, structures: bool = False, device: str = "auto") -> dict:
-    """Pixel metrics (PaddleSeg) and, optionally, structure scores of a checkpoint on a dataset folder."""
-    from ..data.dataset import load_arrays
-    from ..training.checkpoint import load_model
-    from ..training.metrics import AreaAccumulator
-    from ..training.train import pick_device
-    from .sliding import predict_probs
-
-    dev = pick_device(device)
-    model, spec = load_model(model_path, dev)
-    rows, images, masks = load_arrays(data_dir)
-    acc = AreaAccumulator(spec["num_classes"])
-    preds, gts = {}, {}
-    metas = read_meta(data_dir) if structures else {}
-    tile = max(256, int(np.ceil((spec.get("train_size") or 321) / 32) * 32))
-    for r, img, m in zip(rows, images, masks):
-        pred = predict_probs(model, img, tile, tile // 4, 4, dev).argmax(0).astype(np.uint8)
-        acc.update(pred, m)
-        if structures:
-            preds[r["id"]] = pred
-            gts[r["id"]] = _gt_for(Path(data_dir), metas, r["id"], m)
-    result = acc.compute()
-    if structures:
-        result["structures"] = evaluate_structures(preds, gts)
-    return result

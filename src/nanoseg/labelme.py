@@ -18,8 +18,8 @@ import numpy as np
 import cv2
 from PIL import Image, ImageDraw
 
-from ..errors import NanosegError
-from ..io import IGNORE_INDEX
+from .errors import NanosegError
+from .io import IGNORE_INDEX
 
 LABELME_VERSION = "5.4.1"
 
@@ -75,7 +75,7 @@ def shape_to_mask(shape_hw: tuple[int, int], points, shape_type: str | None,
 
 
 #: the classes a dataset mask holds (0 background, 1 ring structure) besides ``IGNORE_INDEX``;
-#: models are built with this many classes (``training.checkpoint.CLASS_NAMES``)
+#: models are built with this many classes (``models.checkpoint.CLASS_NAMES``)
 NUM_CLASSES = 2
 
 
