@@ -56,6 +56,23 @@ def test_points_and_unknown_labels_are_skipped_with_warnings():
     assert any("point" in w for w in warns) and any("dust" in w for w in warns)
 
 
+def test_ignore_label_paints_the_ignore_index_and_background_cuts_its_hole():
+    doc = {"shapes": [shape([[20, 20], [20, 30]], "circle", "ignore"),
+                      shape([[20, 20], [20, 25]], "circle", "_background_")]}
+    m = labelme.rasterize(doc, (41, 41))
+    assert m[20, 28] == 255 and m[20, 20] == 0 and m[0, 0] == 0
+    assert set(np.unique(m).tolist()) == {0, 255}
+
+
+def test_structure_counts_count_a_group_once_and_skip_background_holes():
+    doc = {"shapes": [dict(shape([[0, 0], [4, 4]], "rectangle"), group_id=1),
+                      dict(shape([[6, 6], [8, 8]], "rectangle"), group_id=1),
+                      shape([[1, 1], [2, 2]], "rectangle", "_background_"),
+                      shape([[0, 0], [1, 1]], "rectangle", "ignore"),
+                      shape([[2, 2], [3, 3]], "rectangle", "ignore")]}
+    assert labelme.structure_counts(doc) == {"ring": 1, "ignore": 2}
+
+
 def test_custom_label_table():
     doc = {"shapes": [shape([[0, 0], [3, 3]], "rectangle", "Loop")]}
     assert labelme.rasterize(doc, (5, 5), {"loop": 1}).sum() == 16

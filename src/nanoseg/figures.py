@@ -103,3 +103,45 @@ def metric_vs_fraction(summary_rows: list[dict], path, metric: str = "miou", con
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+IGNORE_RGB = (40, 140, 255)
+
+
+def reference_labels(folder, path, *, columns: int = 2) -> None:
+    """Every labelme file of a labelled folder drawn over its micrograph (downscaled).
+
+    Parameters
+    ----------
+    folder : path
+        Folder of micrographs with a labelme JSON beside each (``references/boiko2020``).
+    path : path
+        PNG to write.
+    columns : int
+        Panels per row.
+
+    Ring shapes (and the ``_background_`` hole that follows each) are outlined in
+    ``RING_RGB``, ``ignore`` shapes and their holes in ``IGNORE_RGB``.
+    """
+    from . import labelme
+
+    docs = sorted(Path(folder).glob("*.json"))
+    rows = int(np.ceil(len(docs) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(6.4 * columns, 4.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, jp in zip(axes.ravel(), docs):
+        doc = labelme.load(jp)
+        img = np.asarray(plt.imread(jp.parent / doc["imagePath"]))
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1 if img.dtype.kind == "f" else 255)
+        counts = labelme.structure_counts(doc)
+        colour = RING_RGB
+        for sh in doc["shapes"]:
+            label = sh["label"].strip().lower()
+            if label in ("ring", "ignore"):
+                colour = RING_RGB if label == "ring" else IGNORE_RGB
+            pts = np.asarray(sh["points"], float)
+            pts = np.vstack([pts, pts[:1]])
+            ax.plot(pts[:, 0], pts[:, 1], color=np.array(colour) / 255, lw=0.8)
+        ax.set_title(f"{jp.stem}: {counts.get('ring', 0)} ring, {counts.get('ignore', 0)} ignore", fontsize=9)
+    _save(fig, path)

@@ -34,6 +34,9 @@ DEFAULT_LABEL_MAP = {
     "circular_structure": 1,
     "ring_structure": 1,
     "structure": 1,
+    # doubtful structures: excluded from loss and metrics
+    "ignore": IGNORE_INDEX,
+    "_ignore_": IGNORE_INDEX,
 }
 
 
@@ -236,6 +239,22 @@ def document(shapes: list[dict], image_path: str, shape_hw: tuple[int, int]) -> 
         "imageHeight": int(shape_hw[0]),
         "imageWidth": int(shape_hw[1]),
     }
+
+
+def structure_counts(data: dict) -> dict[str, int]:
+    """Structures per label in a labelme document, ``_background_`` holes not counted.
+
+    Shapes sharing a ``group_id`` are one structure (a ring whose real gaps leave it
+    in several arcs); a shape without one is a structure of its own.
+    """
+    seen: dict[str, set] = {}
+    for i, sh in enumerate(data.get("shapes", [])):
+        label = str(sh.get("label", "")).strip().lower()
+        if label in ("_background_", "background"):
+            continue
+        gid = sh.get("group_id")
+        seen.setdefault(label, set()).add(("g", gid) if gid is not None else ("s", i))
+    return {label: len(ids) for label, ids in seen.items()}
 
 
 def ring_shapes(outer_xy: np.ndarray, inner_xy: np.ndarray) -> list[dict]:
