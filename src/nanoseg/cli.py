@@ -334,6 +334,41 @@ def export(model_path, onnx_path, opset):
     click.echo(f"wrote {r['onnx']} (max |onnx - torch| = {r['max_abs_diff']:.2e})")
 
 
+def _scales(scale_nm_per_px, scale_csv):
+    from .realism.sources import read_scale_csv
+
+    if any(v <= 0 for v in scale_nm_per_px):
+        raise NanosegError("--scale-nm-per-px: must be positive")
+    return list(scale_nm_per_px), (read_scale_csv(scale_csv) if scale_csv else None)
+
+
+@cli.command()
+@click.option("--real", "real_paths", required=True, multiple=True, type=click.Path(),
+              help="real micrographs (files or folders; repeat the flag)")
+@click.option("--synth", "synth_dir", required=True, type=click.Path(), help="synthetic dataset folder")
+@click.option("--scale-nm-per-px", "scale_nm_per_px", type=float, multiple=True,
+              help="pixel size of the real micrographs: once for all, or once per file in order")
+@click.option("--scale-csv", type=click.Path(dir_okay=False), help="CSV file,scale_nm_per_px (per file)")
+@click.option("--crop-bottom", default=None, help="rows of data bar to cut from the real micrographs, or 'auto'")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the full comparison here")
+@click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the distributions side by side")
+def realism(real_paths, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, json_out, figure):
+    """How close synthetic micrographs are to real ones: statistics, ratios and one distance."""
+    from .realism.report import realism_report
+
+    scales, table = _scales(scale_nm_per_px, scale_csv)
+    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    r = realism_report(list(real_paths), synth_dir, scales=scales, scale_table=table, crop_bottom=cb,
+                       json_out=json_out, figure=figure)
+    for sk in r["skipped"]:
+        click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
+    if r.get("note"):
+        click.echo(r["note"])
+    click.echo(r["table"])
+    if figure:
+        click.echo(f"figure: {figure}")
+
+
 @cli.group()
 def experiment():
     """Run the study described by a YAML file, and report on it."""

@@ -144,4 +144,82 @@ def reference_labels(folder, path, *, columns: int = 2) -> None:
             pts = np.vstack([pts, pts[:1]])
             ax.plot(pts[:, 0], pts[:, 1], color=np.array(colour) / 255, lw=0.8)
         ax.set_title(f"{jp.stem}: {counts.get('ring', 0)} ring, {counts.get('ignore', 0)} ignore", fontsize=9)
+
+
+def _log_axis(axis) -> None:
+    """Log scale with plain numbers on the major ticks and no minor-tick labels."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def realism_panel(real, synth, result: dict, path, title: str = "") -> None:
+    """Distributions of the realism statistics, real against synthetic, and each statistic's distance.
+
+    ``real`` and ``synth`` are pooled ``realism.stats.ImageStats``; ``result`` is
+    ``realism.distance.compare_matched``'s output.
+    """
+    from .realism.stats import SPECTRUM_BANDS
+
+    unit = "nm" if real.units == "nm" else "px"
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
+    colours = {"real": "#303030", "synthetic": "#d9480f"}
+
+    def hist(ax, name, r, s, xlabel, log=True):
+        r, s = np.asarray(r, float), np.asarray(s, float)
+        both = np.concatenate([r, s])
+        both = both[np.isfinite(both) & ((both > 0) if log else True)]
+        if not len(both):
+            ax.set_title(f"{name}: not measured")
+            return
+        lo, hi = np.percentile(both, [0.5, 99.5])
+        if log:
+            bins = np.geomspace(max(lo, 1e-3), max(hi, lo * 1.01 + 1e-3), 30)
+        else:  # whole grey levels: one bin per level, or per few
+            step = max(1.0, np.ceil((hi - lo) / 60))
+            bins = np.arange(np.floor(lo) - 0.5, hi + step, step)
+        for lab, arr in (("real", r), ("synthetic", s)):
+            if len(arr):
+                ax.hist(arr, bins=bins, density=True, histtype="step", lw=1.8, color=colours[lab],
+                        label=f"{lab} (median {np.median(arr):.3g})")
+        if log:
+            _log_axis(ax.xaxis)
+        ax.set_xlabel(xlabel)
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+
+    hist(axes[0, 0], "particle / cluster diameter", real.diameter_nm, synth.diameter_nm, f"equivalent diameter ({unit})")
+    hist(axes[0, 1], "nearest-neighbour distance", real.nn_distance_nm, synth.nn_distance_nm, f"distance ({unit})")
+    hist(axes[0, 2], "chain width", real.chain_width_nm, synth.chain_width_nm, f"width ({unit})")
+    hist(axes[1, 0], "background grey levels", real.background_grey, synth.background_grey, "8-bit grey", log=False)
+    ax = axes[1, 1]
+    centres = [np.sqrt(lo * hi) for lo, hi in SPECTRUM_BANDS]
+    for lab, st in (("real", real), ("synthetic", synth)):
+        ax.plot(centres, st.texture_power, "o-", color=colours[lab], label=lab)
+    _log_axis(ax.xaxis)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"wavelength ({unit})")
+    ax.set_ylabel("background power / contrast$^2$")
+    ax.set_title("support texture spectrum")
+    ax.legend(fontsize=8)
+    ax = axes[1, 2]
+    rows = result["pooled"]["rows"]
+    names = [r["statistic"] for r in rows]
+    per = result["per_image"]
+    mat = np.array([[c["rows"][k]["distance"] for k in range(len(rows))] for c in per], float)
+    y = np.arange(len(names))
+    ax.barh(y, np.nanmean(mat, axis=0), color="#d9480f", alpha=0.8, label="mean over real micrographs")
+    for i in range(len(per)):
+        ax.plot(mat[i], y, "k.", ms=4, label="one micrograph" if i == 0 else None)
+    ax.set_yticks(y, [f"{n} (x{r['ratio']:.2f})" if np.isfinite(r["ratio"]) else n for n, r in zip(names, rows)],
+                  fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("distance (0 = same, 1 = far); label: synthetic / real")
+    ax.set_title(f"overall distance {result['overall_distance']:.3f}")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title or f"realism: {real.n_images} real vs {synth.n_images} synthetic micrograph(s)")
+    fig.tight_layout()
     _save(fig, path)

@@ -1,0 +1,1 @@
+"""Realism: statistics of micrographs, a distance between sets, calibration of the generator."""

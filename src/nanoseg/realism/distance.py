@@ -1,0 +1,178 @@
+"""One distance between a set of real micrographs and a set of synthetic ones.
+
+Every statistic of ``stats.ImageStats`` gets a distance in [0, 1]; the overall distance is their
+plain mean. Per statistic:
+
+- positive scalars (density per um^2, area fraction, clustering, particle contrast, noise,
+  blur edge width, median chain width): ``min(1, |ln(synthetic / real)|)``: 10% off is 0.095,
+  a factor e (2.7) or more is 1;
+- distributions of lengths (particle or cluster diameter, nearest-neighbour distance): the 1-D
+  Wasserstein distance between the distributions of ln(length), i.e. the mean |difference of
+  ln-quantiles| over the 1st..99th percentiles, clipped at 1 (a pure scale change by a factor k
+  gives |ln k|, as for a scalar);
+- background grey levels: the Wasserstein distance between the grey-level distributions divided
+  by the real particle contrast (particle minus background grey), clipped at 1;
+- texture power spectrum: the mean over the wavelength bands resolved in both sets of
+  ``|ln(P_synthetic / P_real)| / 2`` (an amplitude ratio), clipped at 1;
+- sheet/flake coverage (a share that is often near 0): ``min(1, |ln((s + 0.05) / (r + 0.05))|)``.
+
+``compare_matched`` is the headline number: the mean over the real micrographs of the distance
+between each one and the synthetic images at its pixel size (within ``SCALE_MATCH``; all
+synthetic images when none is that close), so that each magnification is judged on its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .stats import ImageStats, pool
+
+SCALE_MATCH = 0.25   # synthetic images within 25% of a real micrograph's pixel size are its match
+COVERAGE_OFFSET = 0.05
+QUANTILES = np.linspace(0.01, 0.99, 99)
+
+# name, what it is, unit, kind
+STATISTICS = [
+    ("particle_diameter_nm", "particle (or merged cluster) equivalent diameter, median", "nm", "log-distribution"),
+    ("density_per_um2", "particles per um^2", "1/um^2", "ratio"),
+    ("area_fraction", "share of the field covered by particles", "", "ratio"),
+    ("nn_distance_nm", "nearest-neighbour distance, median", "nm", "log-distribution"),
+    ("clustering", "share of particles touching another", "", "ratio"),
+    ("chain_width_nm", "chain width, median", "nm", "ratio"),
+    ("background_level", "background grey level, median", "grey", "grey-distribution"),
+    ("particle_contrast", "particle minus background grey", "grey", "ratio"),
+    ("texture_power", "background power spectrum (4-128 nm bands) / contrast^2", "", "spectrum"),
+    ("noise_rel", "high-pass noise on the background / particle contrast", "", "ratio"),
+    ("blur_edge_width_nm", "10-90% edge width of single particles", "nm", "ratio"),
+    ("sheet_coverage", "share of the field on brighter sheets or flakes", "", "coverage"),
+]
+NAMES = [s[0] for s in STATISTICS]
+
+
+def _ratio_distance(s: float, r: float) -> float:
+    if not (np.isfinite(s) and np.isfinite(r)) or s <= 0 or r <= 0:
+        return 1.0 if (np.isfinite(s) and np.isfinite(r) and (s > 0) != (r > 0)) else float("nan")
+    return min(1.0, abs(math.log(s / r)))
+
+
+def _log_w1(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a[a > 0], b[b > 0]
+    if len(a) < 3 or len(b) < 3:
+        return float("nan")
+    return min(1.0, float(np.mean(np.abs(np.quantile(np.log(a), QUANTILES) - np.quantile(np.log(b), QUANTILES)))))
+
+
+def statistic_distances(real: ImageStats, synth: ImageStats) -> dict[str, float]:
+    """name -> distance in [0, 1] (nan where a statistic could not be measured in one of the sets)."""
+    rs, ss = real.summary(), synth.summary()
+    out = {}
+    for name, _, _, kind in STATISTICS:
+        if kind == "ratio":
+            out[name] = _ratio_distance(ss[name], rs[name])
+        elif kind == "log-distribution":
+            arr = {"particle_diameter_nm": "diameter_nm", "nn_distance_nm": "nn_distance_nm"}[name]
+            out[name] = _log_w1(getattr(synth, arr), getattr(real, arr))
+        elif kind == "grey-distribution":
+            w1 = float(np.mean(np.abs(np.quantile(synth.background_grey, QUANTILES)
+                                      - np.quantile(real.background_grey, QUANTILES))))
+            out[name] = min(1.0, w1 / max(real.contrast, 1.0))
+        elif kind == "spectrum":
+            ps, pr = np.asarray(synth.texture_power), np.asarray(real.texture_power)
+            ok = np.isfinite(ps) & np.isfinite(pr) & (ps > 0) & (pr > 0)
+            out[name] = min(1.0, float(np.mean(np.abs(np.log(ps[ok] / pr[ok])) / 2))) if ok.any() else float("nan")
+        elif kind == "coverage":
+            out[name] = min(1.0, abs(math.log((ss[name] + COVERAGE_OFFSET) / (rs[name] + COVERAGE_OFFSET))))
+    return out
+
+
+def overall(distances: dict[str, float]) -> float:
+    """Mean of the per-statistic distances that could be measured."""
+    vals = [v for v in distances.values() if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def compare(real: list[ImageStats], synth: list[ImageStats]) -> dict:
+    """Pooled comparison: per-statistic real value, synthetic value, ratio and distance, and the overall."""
+    if not real or not synth:
+        raise ValueError("compare: both sets need at least one image")
+    pr, ps = pool(real), pool(synth)
+    if pr.units != ps.units:
+        raise ValueError("compare: one set is measured in nm and the other in px")
+    d = statistic_distances(pr, ps)
+    rs, ss = pr.summary(), ps.summary()
+    rows = []
+    for name, what, unit, kind in STATISTICS:
+        rv, sv = rs[name], ss[name]
+        if kind == "spectrum":
+            rv_arr, sv_arr = np.asarray(rv, float), np.asarray(sv, float)
+            both = np.isfinite(rv_arr) & np.isfinite(sv_arr) & (rv_arr > 0) & (sv_arr > 0)
+            ratio = float(np.exp(np.mean(np.log(sv_arr[both] / rv_arr[both])))) if both.any() else float("nan")
+            rv = float(np.exp(np.mean(np.log(rv_arr[both])))) if both.any() else float("nan")
+            sv = float(np.exp(np.mean(np.log(sv_arr[both])))) if both.any() else float("nan")
+        else:
+            ratio = sv / rv if (np.isfinite(rv) and rv != 0) else float("nan")
+        unit_shown = unit.replace("nm", "px") if pr.units == "px" else unit
+        rows.append({"statistic": name, "what": what, "unit": unit_shown, "real": rv, "synthetic": sv,
+                     "ratio": ratio, "distance": d[name]})
+    return {"units": pr.units, "n_real": pr.n_images, "n_synthetic": ps.n_images, "rows": rows,
+            "overall_distance": overall(d)}
+
+
+def matched_synthetic(real: ImageStats, synth: list[ImageStats]) -> list[ImageStats]:
+    """The synthetic images at the real micrograph's pixel size (within SCALE_MATCH), else all."""
+    if real.scale_nm_per_px is None:
+        return synth
+    near = [s for s in synth if s.scale_nm_per_px
+            and abs(s.scale_nm_per_px / real.scale_nm_per_px - 1) <= SCALE_MATCH]
+    return near or synth
+
+
+def compare_matched(real: list[ImageStats], synth: list[ImageStats], names: list[str] | None = None) -> dict:
+    """Per real micrograph against its scale-matched synthetic images, plus the pooled table.
+
+    Returns ``pooled`` (``compare`` of everything), ``per_image`` (one ``compare`` per real
+    micrograph, with ``name`` and ``n_matched``) and ``overall_distance``: the mean of the
+    per-image overall distances.
+    """
+    per = []
+    for i, r in enumerate(real):
+        m = matched_synthetic(r, synth)
+        c = compare([r], m)
+        c["name"] = names[i] if names else f"real_{i}"
+        c["scale_nm_per_px"] = r.scale_nm_per_px
+        c["n_matched"] = len(m)
+        per.append(c)
+    return {"pooled": compare(real, synth), "per_image": per,
+            "overall_distance": float(np.nanmean([c["overall_distance"] for c in per])),
+            "units": per[0]["units"]}
+
+
+def format_table(result: dict) -> str:
+    """Markdown table of ``compare_matched``'s result: pooled values, ratios, and per-image distances."""
+    pooled = result["pooled"]
+    lines = []
+    if result["units"] == "px":
+        lines.append("(pixel size unknown: lengths and densities are compared in px)")
+    per = result["per_image"]
+    head = "| statistic | unit | real | synthetic | ratio | distance (pooled) |"
+    head += "".join(f" d {c['name'][:14]} |" for c in per)
+    lines += [head, "|" + "---|" * (6 + len(per))]
+    for k, row in enumerate(pooled["rows"]):
+        cells = [row["statistic"], row["unit"] or "-", _fmt(row["real"]), _fmt(row["synthetic"]),
+                 _fmt(row["ratio"]), _fmt(row["distance"])]
+        cells += [_fmt(c["rows"][k]["distance"]) for c in per]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("| **overall distance** | | | | | " + _fmt(pooled["overall_distance"]) + " |"
+                 + "".join(f" {_fmt(c['overall_distance'])} |" for c in per))
+    lines.append(f"\noverall distance (mean over the {len(per)} real micrograph(s), each against the synthetic "
+                 f"images at its pixel size): {result['overall_distance']:.3f}")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    a = abs(v)
+    return f"{v:.3g}" if a < 1000 else f"{v:.0f}"
