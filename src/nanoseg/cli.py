@@ -369,6 +369,50 @@ def realism(real_paths, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, json
         click.echo(f"figure: {figure}")
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="YAML of calibrated parameters")
+@click.option("--scale-nm-per-px", "scale_nm_per_px", type=float, multiple=True,
+              help="pixel size: once for all micrographs, or once per file in order")
+@click.option("--scale-csv", type=click.Path(dir_okay=False), help="CSV file,scale_nm_per_px (per file)")
+@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--preset", default="realistic", show_default=True, help="starting preset")
+@click.option("--config", type=click.Path(), help="starting YAML on top of the preset")
+@click.option("--iterations", default=6, show_default=True, help="correction steps")
+@click.option("--per-image", "per_real", default=6, show_default=True,
+              help="synthetic images rendered at each micrograph's pixel size per step")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the before/after comparison")
+def calibrate(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, config, iterations, per_real, seed,
+              json_out):
+    """Fit the generator's ranges to unlabelled micrographs; writes a YAML for `synth --config`."""
+    from .realism.calibrate import calibrate as do_calibrate, write_params_yaml
+    from .realism.distance import format_table
+    from .realism.sources import load_real
+
+    scales, table = _scales(scale_nm_per_px, scale_csv)
+    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    real, skipped = load_real(list(paths), scales=scales, scale_table=table, crop_bottom=cb)
+    for f, why in skipped:
+        click.echo(f"skipped {f}: {why}", err=True)
+    if not real:
+        raise NanosegError(f"{paths[0]}: no readable micrograph to calibrate to")
+    if not all(m.scale_nm_per_px for m in real):
+        click.echo("pixel size unknown for some micrographs: calibrating in px (give --scale-nm-per-px)")
+    r = do_calibrate(real, preset=preset, config=config, iterations=iterations, per_real=per_real, seed=seed)
+    write_params_yaml(out, r, sources=[m.name for m in real])
+    click.echo(format_table(r["comparison"]))
+    click.echo(f"distance to the micrographs: {r['distance_before']:.3f} with --preset {preset}, "
+               f"{r['distance_after']:.3f} calibrated -> {out}")
+    if json_out:
+        from .io import atomic_write_text
+
+        keep = {k: r[k] for k in ("distance_before", "distance_after", "history", "units", "preset")}
+        keep["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in r["overrides"].items()}
+        keep["before"], keep["after"] = r["before"]["pooled"], r["comparison"]["pooled"]
+        atomic_write_text(json_out, json.dumps(keep, indent=2, default=float) + "\n")
+
+
 @cli.group()
 def experiment():
     """Run the study described by a YAML file, and report on it."""

@@ -5,7 +5,7 @@ and returns an ``ImageStats``: particle sizes, density, area fraction, spacing, 
 chain width, background grey levels, texture power spectrum, noise, blur and the share of
 the field covered by brighter sheets or flakes. ``pool`` merges several images' statistics
 into one set (extensive counts are summed, distributions concatenated, intensive values
-weighted by field area), which is what ``distance.compare`` compares.
+weighted by field area; or every member weighted the same), which is what ``distance`` compares.
 
 How particles are found (the same on every image, so that its biases cancel in a
 comparison): white top-hat with a disk of ``TOPHAT_RADIUS_NM`` (removes the support's
@@ -292,10 +292,36 @@ def measure_image(img: np.ndarray, scale_nm_per_px: float | None = None, *,
     )
 
 
-def pool(stats: list[ImageStats]) -> ImageStats:
-    """Merge several images' statistics into one set (see the module docstring)."""
+EQUAL_WEIGHT_QUANTILES = np.linspace(0.0005, 0.9995, 1000)
+
+
+def _equal_weight(st: ImageStats) -> ImageStats:
+    """The same statistics scaled to a field of one pixel, distributions as 1000 quantiles."""
+    k = 1.0 / st.field_px
+
+    def q(a):
+        return np.quantile(a, EQUAL_WEIGHT_QUANTILES) if len(a) else a
+    return ImageStats(
+        units=st.units, scale_nm_per_px=st.scale_nm_per_px, n_images=st.n_images, field_px=1.0,
+        field_um2=st.field_um2 * k, n_particles=st.n_particles * k, n_components=st.n_components,
+        n_clustered=st.n_clustered * k, particle_px=st.particle_px * k, diameter_nm=q(st.diameter_nm),
+        single_diameter_nm=q(st.single_diameter_nm), nn_distance_nm=q(st.nn_distance_nm),
+        chain_width_nm=q(st.chain_width_nm), background_grey=q(st.background_grey),
+        background_level=st.background_level, particle_level=st.particle_level, noise_rel=st.noise_rel,
+        blur_edge_width_nm=st.blur_edge_width_nm, texture_power=st.texture_power, sheet_coverage=st.sheet_coverage)
+
+
+def pool(stats: list[ImageStats], *, equal_weight: bool = False) -> ImageStats:
+    """Merge several images' statistics into one set (see the module docstring).
+
+    ``equal_weight``: every member counts the same whatever its field size (densities, shares
+    and levels become means over the members, each distribution is represented by 1000 of its
+    quantiles) -- how a set of micrographs at different magnifications is summarised.
+    """
     if not stats:
         raise ValueError("pool: no statistics to merge")
+    if equal_weight:
+        stats = [_equal_weight(st) for st in stats]
     if len(stats) == 1:
         return stats[0]
     units = {st.units for st in stats}

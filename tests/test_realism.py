@@ -1,0 +1,167 @@
+"""Realism statistics, the set distance, `nanoseg realism` and `nanoseg calibrate`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from nanoseg import io
+from nanoseg.realism.calibrate import calibrate
+from nanoseg.realism.distance import compare, compare_matched, statistic_distances
+from nanoseg.realism.sources import Micrograph
+from nanoseg.realism.stats import measure_image, pool
+from nanoseg.synthesis import load_params, synthesize_sample
+
+from .conftest import run_cli
+
+
+def _discs(singles: int = 24, pairs: int = 12, d_px: int = 10, size: int = 400, bg: int = 50, fg: int = 200):
+    """Flat support with isolated discs and touching pairs on a grid (exact ground truth)."""
+    img = np.full((size, size), bg, np.uint8)
+    r = d_px // 2
+    cells = [(x, y) for y in range(30, size - 30, 44) for x in range(30, size - 30, 44)]
+    for i, (x, y) in enumerate(cells[:singles + pairs]):
+        cv2.circle(img, (x, y), r, fg, -1)
+        if i >= singles:
+            cv2.circle(img, (x + 2 * r, y), r, fg, -1)
+    return cv2.GaussianBlur(img, (0, 0), 0.8)
+
+
+def test_disc_particles_are_counted_sized_and_clustered_as_drawn():
+    st = measure_image(_discs(), scale_nm_per_px=2.0)
+    s = st.summary()
+    assert st.units == "nm"
+    assert st.n_particles == pytest.approx(24 + 2 * 12, abs=1)
+    field_um2 = (400 * 2.0 / 1000) ** 2
+    assert s["density_per_um2"] == pytest.approx(48 / field_um2, rel=0.05)
+    assert s["clustering"] == pytest.approx(24 / 48, abs=0.03)          # the pairs' particles touch
+    assert s["single_particle_diameter_nm"] == pytest.approx(10 * 2.0, rel=0.15)
+    assert s["area_fraction"] == pytest.approx(48 * math.pi * 25 / 400**2, rel=0.25)
+    assert s["background_level"] == pytest.approx(50, abs=1)
+    assert s["particle_contrast"] == pytest.approx(150, rel=0.1)
+
+
+def test_without_a_pixel_size_lengths_are_in_px():
+    st = measure_image(_discs(), None)
+    assert st.units == "px" and st.scale_nm_per_px is None
+    assert st.summary()["single_particle_diameter_nm"] == pytest.approx(10, rel=0.15)
+    with pytest.raises(ValueError, match="nm.*px|px.*nm"):
+        compare([st], [measure_image(_discs(), 1.0)])
+
+
+def test_noise_and_blur_statistics_follow_the_image():
+    rng = np.random.default_rng(0)
+    clean = _discs().astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+    assert measure_image(noisy, 1.0).noise_rel > 3 * measure_image(clean.astype(np.uint8), 1.0).noise_rel
+    soft = cv2.GaussianBlur(clean, (0, 0), 2.0).astype(np.uint8)
+    assert measure_image(soft, 1.0).blur_edge_width_nm > 1.5 * measure_image(clean.astype(np.uint8), 1.0).blur_edge_width_nm
+
+
+def test_distance_is_zero_for_the_same_set_and_grows_with_particle_size():
+    a = [measure_image(_discs(d_px=10), 1.0)]
+    same = statistic_distances(pool(a), pool(a))
+    assert all(v == pytest.approx(0, abs=1e-9) for v in same.values() if np.isfinite(v))
+    bigger = statistic_distances(pool(a), pool([measure_image(_discs(d_px=16), 1.0)]))
+    assert 0.3 < bigger["particle_diameter_nm"] <= 1.0                  # ln(16/10) = 0.47
+    assert all(0 <= v <= 1 for v in bigger.values() if np.isfinite(v))
+
+
+def test_each_real_micrograph_is_matched_with_synthetic_images_at_its_pixel_size():
+    real = [measure_image(_discs(d_px=10), 1.0), measure_image(_discs(d_px=10), 2.0)]
+    synth = [measure_image(_discs(d_px=10), 1.0), measure_image(_discs(d_px=5), 2.0)]
+    r = compare_matched(real, synth, names=["a", "b"])
+    assert [c["n_matched"] for c in r["per_image"]] == [1, 1]
+    assert r["per_image"][0]["overall_distance"] < 0.02 < r["per_image"][1]["overall_distance"]
+
+
+def _write_real(folder, n=2, scale=1.0, bar_px=40):
+    """Rendered micrographs with a black data bar under them, as an instrument writes them."""
+    p = load_params("realistic", overrides={"scale_nm_per_px": (scale, scale)})
+    paths = []
+    for i in range(n):
+        img = synthesize_sample(p, 99, i, (200, 200))["image"]
+        bar = np.zeros((bar_px, 200), np.uint8)
+        bar[10:14, 20:80] = 255   # a scale bar
+        path = folder / f"real_{i}.png"
+        io.write_png(path, np.vstack([img, bar]))
+        paths.append(path)
+    return paths
+
+
+def test_realism_command_writes_table_json_and_figure(tmp_path, tiny_sd):
+    paths = _write_real(tmp_path)
+    code, out, err = run_cli("realism", "--real", paths[0], "--real", paths[1], "--real", tmp_path / "missing.png",
+                             "--synth", tiny_sd, "--scale-nm-per-px", 1.0, "--crop-bottom", "auto",
+                             "--json", tmp_path / "r.json", "--figure", tmp_path / "r.png")
+    assert code == 0, err
+    assert "missing.png" in err and "overall distance" in out
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert {r["statistic"] for r in rec["pooled"]["rows"]} >= {"density_per_um2", "clustering", "noise_rel"}
+    assert [r["crop_bottom_px"] for r in rec["real"]] == [40, 40]
+    assert 0 <= rec["overall_distance"] <= 1
+    assert (tmp_path / "r.png").stat().st_size > 10000
+
+
+def test_realism_command_rejects_a_wrong_number_of_scales(tmp_path, tiny_sd):
+    paths = _write_real(tmp_path, n=3)
+    code, _, err = run_cli("realism", "--real", tmp_path, "--synth", tiny_sd,
+                           "--scale-nm-per-px", 1.0, "--scale-nm-per-px", 2.0)
+    assert code == 2 and "--scale-nm-per-px" in err and len(paths) == 3
+    code, _, err = run_cli("realism", "--real", tmp_path / "nothing_here", "--synth", tiny_sd)
+    assert code == 2 and "nothing_here" in err
+
+
+OFF_DEFAULT = dict(particle_diameter_nm=(11.0, 11.0), background_level=(110.0, 110.0),
+                   particle_level=(225.0, 225.0), psf_sigma_nm=(2.2, 2.2), scale_nm_per_px=(1.0, 1.0))
+
+
+def _centre(rng):
+    return (rng[0] + rng[1]) / 2
+
+
+def test_calibrate_recovers_off_default_rendering_parameters():
+    """Micrographs rendered with a larger particle, a brighter support and a softer beam than the
+    preset are fitted back: particle diameter and beam blur within 25%, support grey within 12 levels."""
+    truth = load_params("realistic", overrides=OFF_DEFAULT)
+    real = [Micrograph(f"r{i}", synthesize_sample(truth, 5, i, (256, 256))["image"], 1.0, "flag")
+            for i in range(3)]
+    r = calibrate(real, iterations=4, per_real=3, size_px=256, progress=False)
+    got = r["params"]
+    assert _centre(got.particle_diameter_nm) == pytest.approx(11.0, rel=0.25)
+    assert _centre(got.psf_sigma_nm) == pytest.approx(2.2, rel=0.25)
+    assert _centre(got.background_level) == pytest.approx(110, abs=12)
+    assert r["distance_after"] < r["distance_before"]
+
+
+def test_calibrate_command_writes_a_config_that_synth_accepts(tmp_path):
+    paths = _write_real(tmp_path, n=1, bar_px=30)
+    out = tmp_path / "params.yaml"
+    code, stdout, err = run_cli("calibrate", paths[0], "--out", out, "--scale-nm-per-px", 1.0,
+                                "--crop-bottom", "auto", "--iterations", 1, "--per-image", 1)
+    assert code == 0, err
+    assert "calibrated" in stdout
+    params = load_params("realistic", out)
+    assert params.scale_nm_per_px == (1.0, 1.0)
+    code, _, err = run_cli("synth", "--out", tmp_path / "sd", "--n", 2, "--size", 96, "--config", out,
+                           "--workers", 1)
+    assert code == 0, err
+    code, _, err = run_cli("calibrate", tmp_path / "none.png", "--out", tmp_path / "x.yaml")
+    assert code == 2 and "none.png" in err
+
+
+@pytest.mark.slow
+def test_calibrate_recovers_dose_and_particle_density_too():
+    truth = load_params("realistic", overrides=dict(OFF_DEFAULT, dose_e_per_px=(300.0, 300.0),
+                                                    scattered_per_10k_px2=(8.0, 8.0)))
+    real = [Micrograph(f"r{i}", synthesize_sample(truth, 6, i, (320, 320))["image"], 1.0, "flag")
+            for i in range(4)]
+    r = calibrate(real, iterations=8, per_real=4, size_px=320, progress=False)
+    got = r["params"]
+    assert _centre(got.particle_diameter_nm) == pytest.approx(11.0, rel=0.2)
+    assert _centre(got.dose_e_per_px) == pytest.approx(300, rel=0.5)
+    assert r["distance_after"] < 0.1
