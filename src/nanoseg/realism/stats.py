@@ -35,7 +35,7 @@ CLUSTER_ELONGATION = 1.6          # axis ratio above which a component is two or
 CLUSTER_AREA = 2.2                # area (in single-particle areas) above which a compact component is a clump
 CHAIN_MIN_PARTICLES = 4           # a chain is a bridged group of at least this many particles
 SHEET_SMOOTH_NM = 25.0            # scale of the background smoothing for sheet coverage
-SHEET_THRESHOLD = 0.2             # brighter than the bare support by this share of the particle contrast
+SHEET_THRESHOLD = 0.2             # brighter than the bare support (after removing a tilt) by this share of the contrast
 SPECTRUM_BANDS = ((4, 8), (8, 16), (16, 32), (32, 64), (64, 128))  # wavelength bands (nm, or px w/o scale)
 PX_MODE_SCALE = 1.0               # lengths in px are treated as "1 nm per px" internally
 N_BG_SAMPLES = 20000              # background grey values kept per image for the distribution
@@ -121,6 +121,16 @@ def _normalised_blur(img: np.ndarray, weight: np.ndarray, sigma_px: float) -> np
     out = num / np.maximum(den, 1e-3)
     fallback = float(np.median(img[weight > 0])) if (weight > 0).any() else float(img.mean())
     return np.where(den > 1e-3, out, fallback).astype(np.float32)
+
+
+def _plane(img: np.ndarray) -> np.ndarray:
+    """Least-squares plane a + b x + c y through ``img`` (zero mean: only the tilt is removed)."""
+    h, w = img.shape
+    y, x = np.mgrid[0:h:8, 0:w:8]
+    a = np.column_stack([np.ones(x.size), x.ravel(), y.ravel()])
+    coef, *_ = np.linalg.lstsq(a, img[::8, ::8].ravel().astype(np.float64), rcond=None)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (coef[1] * (xx - xx.mean()) + coef[2] * (yy - yy.mean())).astype(np.float32)
 
 
 def band_powers(field_img: np.ndarray, scale: float) -> np.ndarray:
@@ -278,6 +288,7 @@ def measure_image(img: np.ndarray, scale_nm_per_px: float | None = None, *,
     power = band_powers(filled, s) / contrast**2
     # --- sheets and flakes: smoothed background brighter than the bare support
     smooth_bg = cv2.GaussianBlur(filled, (0, 0), max(2.0, SHEET_SMOOTH_NM / s))
+    smooth_bg = smooth_bg - _plane(smooth_bg)  # a detector ramp is shading, not a sheet
     support = float(np.percentile(smooth_bg, 20))
     sheet = float((smooth_bg > support + SHEET_THRESHOLD * contrast).mean())
     field_px = float(h * w)
@@ -336,10 +347,10 @@ def pool(stats: list[ImageStats], *, equal_weight: bool = False) -> ImageStats:
 
     powers = np.array([st.texture_power for st in stats], float)
     power = np.full(powers.shape[1], np.nan)
-    for i in range(powers.shape[1]):
-        ok = np.isfinite(powers[:, i])
+    for i in range(powers.shape[1]):  # geometric mean: one image with a sheet edge must not swamp a set
+        ok = np.isfinite(powers[:, i]) & (powers[:, i] > 0)
         if ok.any():
-            power[i] = float(np.average(powers[ok, i], weights=wts[ok]))
+            power[i] = float(np.exp(np.average(np.log(powers[ok, i]), weights=wts[ok])))
     scales = {st.scale_nm_per_px for st in stats}
     # background grey values: an equal-size share per image, so one big micrograph does not dominate
     n_each = min(len(st.background_grey) for st in stats)
