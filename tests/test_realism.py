@@ -77,6 +77,9 @@ def test_each_real_micrograph_is_matched_with_synthetic_images_at_its_pixel_size
     r = compare_matched(real, synth, names=["a", "b"])
     assert [c["n_matched"] for c in r["per_image"]] == [1, 1]
     assert r["per_image"][0]["overall_distance"] < 0.02 < r["per_image"][1]["overall_distance"]
+    # two magnifications, each judged on its own: the overall distance is their mean
+    assert [g["members"] for g in r["groups"]] == [["a"], ["b"]]
+    assert r["overall_distance"] == pytest.approx(np.mean([g["overall_distance"] for g in r["groups"]]))
 
 
 def _write_real(folder, n=2, scale=1.0, bar_px=40):

@@ -207,12 +207,12 @@ def realism_panel(real, synth, result: dict, path, title: str = "") -> None:
     ax = axes[1, 2]
     rows = result["pooled"]["rows"]
     names = [r["statistic"] for r in rows]
-    per = result["per_image"]
-    mat = np.array([[c["rows"][k]["distance"] for k in range(len(rows))] for c in per], float)
+    groups = result["groups"]
+    mat = np.array([[g["rows"][k]["distance"] for k in range(len(rows))] for g in groups], float)
     y = np.arange(len(names))
-    ax.barh(y, np.nanmean(mat, axis=0), color="#d9480f", alpha=0.8, label="mean over real micrographs")
-    for i in range(len(per)):
-        ax.plot(mat[i], y, "k.", ms=4, label="one micrograph" if i == 0 else None)
+    ax.barh(y, np.nanmean(mat, axis=0), color="#d9480f", alpha=0.8, label="mean over magnifications")
+    for i, g in enumerate(groups):
+        ax.plot(mat[i], y, "k.", ms=4, label="one magnification" if i == 0 else None)
     ax.set_yticks(y, [f"{n} (x{r['ratio']:.2f})" if np.isfinite(r["ratio"]) else n for n, r in zip(names, rows)],
                   fontsize=8)
     ax.invert_yaxis()
