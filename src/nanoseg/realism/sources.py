@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import io
-from ..data.importer import detect_data_bar
+from ..imaging import data_bar_rows
 from ..errors import NanosegError
 from ..inference.scale import read_pixel_size
 from .stats import ImageStats, measure_image
@@ -86,7 +86,7 @@ def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str
     scale_table : dict, optional
         file name or stem -> nm per px (wins over ``scales``).
     crop_bottom : int or "auto", optional
-        Rows of data bar to cut (``"auto"``: ``detect_data_bar``).
+        Rows of data bar to cut (``"auto"``: ``imaging.detect_data_bar``).
 
     Returns the readable micrographs and (file, reason) for those skipped.
     """
@@ -104,9 +104,10 @@ def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str
         except NanosegError as exc:
             problems.append((str(path), str(exc).split(": ", 1)[-1]))
             continue
-        bar = detect_data_bar(img) if crop_bottom == "auto" else int(crop_bottom or 0)
-        if bar >= img.shape[0] - 32:
-            problems.append((str(path), f"--crop-bottom {bar} leaves no image"))
+        try:
+            bar = data_bar_rows(img, crop_bottom)
+        except NanosegError as exc:
+            problems.append((str(path), str(exc)))
             continue
         if bar:
             img = img[:-bar]
