@@ -325,6 +325,20 @@ BAD_PARAMETERS = [
     ("synth-out-under-a-file", ("synth", "--out", "{t}/afile/sub", "--n", "1", "--size", "64"), "afile"),
     ("import-labels-class-7", ("import", "{raw}", "--out", "{t}/o", "--labels", "{t}/labels7.yaml"), "--labels"),
     ("export-out-under-a-file", ("export", "--model", "{ck}", "--onnx", "{t}/afile/m.onnx"), "afile"),
+    ("export-onnx-is-a-folder", ("export", "--model", "{ck}", "--onnx", "{ds}"), "--onnx"),
+    ("evaluate-json-under-a-file", ("evaluate", "--pred", "{ds}", "--gt", "{ds}", "--json", "{t}/afile/m.json"),
+     "--json"),
+    ("synth-gallery-under-a-file", ("synth", "--out", "{t}/o", "--n", "1", "--size", "64", "--gallery",
+                                    "{t}/afile/g.png"), "--gallery"),
+    ("train-mask-with-class-7", ("train", "--train", "{t}/class7", "--out", "{t}/o", "--model", "unet-small",
+                                 "--iters", "1", "--batch-size", "1", "--device", "cpu"), "class(es) [7]"),
+    ("evaluate-mask-with-class-7", ("evaluate", "--pred", "{ds}", "--gt", "{t}/class7"), "class(es) [7]"),
+    ("synth-absurd-count", ("synth", "--out", "{t}/o", "--set", "rings_per_image=[1000000, 1000000]"),
+     "rings_per_image"),
+    ("synth-absurd-scatter", ("synth", "--out", "{t}/o", "--set", "scattered_per_10k_px2=[1e6, 1e6]"),
+     "scattered_per_10k_px2"),
+    ("synth-bad-size-text", ("synth", "--out", "{t}/o", "--size", "big"), "--size"),
+    ("labels-not-a-mapping", ("import", "{raw}", "--out", "{t}/o", "--labels", "{t}/list.yaml"), "--labels"),
 ]
 
 
@@ -337,6 +351,12 @@ def test_bad_parameters_exit_2_naming_the_parameter(args, needle, tmp_path, ds, 
     exp = _exp_yaml(tmp_path, ds).read_text()
     (tmp_path / "negseed.yaml").write_text(exp + "seed: -4\n")
     (tmp_path / "strength.yaml").write_text(exp.replace("test_size: 2", "test_size: 2\n  augment_strength: 1e9"))
+    (tmp_path / "list.yaml").write_text("- ring\n- 1\n")
+    if "class7" in " ".join(args):
+        shutil.copytree(ds, tmp_path / "class7")
+        m = io.read_mask(tmp_path / "class7" / "masks" / "sd_000000.png")
+        m[:4, :4] = 7
+        io.write_png(tmp_path / "class7" / "masks" / "sd_000000.png", m)
     fmt = {"t": tmp_path, "ds": ds, "ck": tiny_checkpoint, "raw": raw}
     args = [a.format(**fmt) for a in args]
     refused(args, needle, ds, raw, tiny_checkpoint)

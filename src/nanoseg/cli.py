@@ -104,10 +104,12 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
             raise NanosegError(f"--set: cannot parse the value of {name.strip()!r}") from None
     params = load_params(preset, config, overrides)
     hw = _size(size)
-    if config:
-        from .io import check_out_separate
+    from .io import check_file_target, check_out_separate
 
+    if config:
         check_out_separate(out, [("--config", config)])
+    if gallery:
+        check_file_target(gallery, "--gallery")
     synthesize_dataset(out, n, seed, params, preset, hw, workers=workers, overwrite=overwrite)
     if gallery:
         write_gallery(out, gallery)
@@ -267,6 +269,10 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
     """mIoU, Acc, Kappa, Dice exactly as PaddleSeg computes them (and ring-level scores)."""
     from .evaluation.evaluate import evaluate_checkpoint, evaluate_folders
 
+    if json_out:
+        from .io import check_file_target
+
+        check_file_target(json_out, "--json")
     if model_path or data_dir:
         if not (model_path and data_dir):
             raise NanosegError("--model/--data: both are needed to evaluate a model")

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -105,8 +106,25 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def write_png(path: str | Path, arr: np.ndarray) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, encode_png(arr))
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, encode_png(arr))
+    except OSError as exc:
+        raise NanosegError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def check_file_target(path: str | Path, flag: str) -> None:
+    """Refuse, before any work, an output file path that cannot be written: a folder, or a place
+    under a file. (Creates its parent folders.)"""
+    path = Path(path)
+    if path.is_dir():
+        raise NanosegError(f"{flag}: {path} is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"{flag}: cannot write {path} ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise NanosegError(f"{flag}: cannot write {path} ({path.parent} is not writable)")
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -187,7 +205,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-_HOST = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.uname().nodename)[:40] or "host"
+_HOST = "".join(c if c.isalnum() or c in "-_" else "_" for c in platform.node())[:40] or "host"
 
 
 def _tmp_prefix(name: str) -> str:
@@ -337,10 +355,15 @@ def atomic_dir(out: str | Path, overwrite: bool = False, inputs=()) -> Iterator[
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise NanosegError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def json_safe(obj):

@@ -60,6 +60,15 @@ def load_sample(folder: str | Path, sid: str, need_mask: bool = True):
     return img, mask
 
 
+def check_mask_classes(mask: np.ndarray, num_classes: int, where) -> None:
+    """Refuse a mask holding a class the model cannot have (anything but 0..num_classes-1 and 255):
+    the loss would fail mid-run, or the metrics silently drop those pixels."""
+    bad = np.unique(mask[(mask >= num_classes) & (mask != io.IGNORE_INDEX)])
+    if bad.size:
+        raise NanosegError(f"{where}: mask holds class(es) {bad[:5].tolist()} but there are {num_classes} "
+                           f"classes (0..{num_classes - 1}, {io.IGNORE_INDEX} ignore)")
+
+
 def load_arrays(folder: str | Path):
     """All images and masks of a folder, in manifest order (small datasets fit in memory)."""
     rows = read_manifest(folder)

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import io
+from ..data.dataset import check_mask_classes
 from ..errors import NanosegError
 from ..inference.sliding import predict_mask, tile_rule
 from .metrics import AreaAccumulator
@@ -118,6 +119,8 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, num_classes: i
     acc = AreaAccumulator(num_classes)
     for name in sorted(gt):
         p, g = io.read_mask(pred[name]), io.read_mask(gt[name])
+        check_mask_classes(p, num_classes, pred[name])
+        check_mask_classes(g, num_classes, gt[name])
         if p.shape != g.shape:
             raise NanosegError(f"{pred[name]}: size {p.shape[1]}x{p.shape[0]} differs from ground truth "
                                f"{g.shape[1]}x{g.shape[0]}")

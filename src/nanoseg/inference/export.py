@@ -8,18 +8,14 @@ import numpy as np
 import torch
 
 from ..errors import NanosegError
+from ..io import check_file_target
 from ..models import load_model
 
 
 def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> dict:
     model, spec = load_model(model_path, "cpu")
     onnx_path = Path(onnx_path)
-    try:
-        onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NanosegError(f"--onnx: cannot write {onnx_path} ({exc.strerror or exc})") from None
-    if onnx_path.is_dir():
-        raise NanosegError(f"--onnx: {onnx_path} is a folder")
+    check_file_target(onnx_path, "--onnx")
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
     dummy = torch.rand(1, 1, 96, 128)
     torch.onnx.export(model, (dummy,), str(tmp), input_names=["image"], output_names=["logits"],

@@ -26,6 +26,12 @@ POSITIVE = {"scale_nm_per_px", "particle_diameter_nm", "psf_sigma_nm", "dose_e_p
             "scan_blur_px", "halo_sigma_px", "ring_radius_px", "cluster_size"}
 
 
+#: most objects of one kind per image (``[lo, hi]`` integer ranges) and most scattered particles per
+#: 10^4 px^2: beyond these an image would take minutes or gigabytes, never what a user meant
+MAX_COUNT = 200
+MAX_SCATTER_PER_10K_PX2 = 100.0
+
+
 class SynthParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -87,6 +93,10 @@ class SynthParams(BaseModel):
                 raise ValueError(f"negative value in range [{lo}, {hi}]")
             if info.field_name in POSITIVE and lo <= 0:
                 raise ValueError(f"range [{lo}, {hi}] must lie above zero")
+            if isinstance(hi, int) and not isinstance(hi, bool) and hi > MAX_COUNT:
+                raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_COUNT} per image")
+            if info.field_name == "scattered_per_10k_px2" and hi > MAX_SCATTER_PER_10K_PX2:
+                raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_SCATTER_PER_10K_PX2}")
         return v
 
 

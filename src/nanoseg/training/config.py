@@ -17,7 +17,7 @@ class TrainConfig(BaseModel):
     val: str | None = Field(None, description="validation dataset folder (evaluated on whole images)")
     model: str = "unet"
     encoder_weights: str | None = None
-    num_classes: int = Field(2, ge=2)
+    num_classes: int = Field(2, ge=2, le=256)
     loss: str = Field("dice", pattern="^(dice|ce|dice\\+ce)$")
     iters: int = Field(1000, ge=1)
     batch_size: int = Field(16, ge=1, le=4096)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .. import __version__, io
 from ..data.augment import JointTransform
-from ..data.dataset import SegmentationDataset
+from ..data.dataset import SegmentationDataset, check_mask_classes
 from ..errors import NanosegError
 from ..evaluation.evaluate import evaluate_model
 from ..inference.sliding import tile_rule
@@ -85,6 +85,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         raise NanosegError(f"--crop: training images in {cfg.train} differ in size; give --crop PX "
                            "(or tile them with `nanoseg import --tile`)")
     val_ds = SegmentationDataset(cfg.val) if cfg.val else None
+    for ds in (train_ds, val_ds):
+        for r, m in zip(ds.rows if ds else [], ds.masks if ds else []):
+            check_mask_classes(m, cfg.num_classes, ds.folder / "masks" / f"{r['id']}.png")
     train_size = cfg.crop or int(train_ds.images[0].shape[0])
     tile_px, _ = tile_rule(train_size)  # validation segments images as predict and evaluate do
     try:
