@@ -426,6 +426,26 @@ def test_an_all_nan_image_is_skipped(tmp_path):
     assert code == 0 and "nan.tif" in out and "no finite pixel" in out
 
 
+@pytest.mark.parametrize("shape,dtype", [((48, 64, 2), np.uint16), ((48, 64, 7), np.uint8), ((48, 64), np.complex64),
+                                         ((48, 64), np.bool_)])
+def test_odd_tiff_layouts_import_or_are_skipped(shape, dtype, tmp_path):
+    raw = labelled_folder(tmp_path / "raw", ("good",))
+    arr = (np.random.default_rng(0).random(shape) * 60000).astype(dtype)
+    tifffile.imwrite(raw / "odd.tif", arr)
+    (raw / "odd.json").write_text(json.dumps(labelme_doc(image="odd.tif")))
+    code, out, err = run_cli("import", raw, "--out", tmp_path / "out")
+    assert code == 0 and "Traceback" not in err, err
+    ids = [r["id"] for r in io.read_csv(tmp_path / "out" / "manifest.csv")]
+    if dtype == np.bool_:
+        assert ids == ["good", "odd"]
+    else:
+        assert ids == ["good"] and "odd.tif" in out
+    # arrays in memory: gray + alpha is gray, seven samples per pixel are not an image
+    assert io.to_uint8_gray(np.zeros((6, 5, 2), np.uint8)).shape == (6, 5)
+    with pytest.raises(NanosegError, match="stack or volume"):
+        io.to_uint8_gray(np.zeros((6, 5, 7), np.uint8))
+
+
 def test_a_16bit_mask_with_class_256_is_refused_not_wrapped_to_0(tmp_path):
     raw = tmp_path / "raw"
     (raw / "images").mkdir(parents=True)
@@ -649,6 +669,29 @@ def test_a_read_only_output_place_exits_2(tmp_path):
         refused(("synth", "--out", ro / "sd", "--n", "1", "--size", "64"), "not writable")
     finally:
         ro.chmod(0o755)
+
+
+def test_an_output_holding_the_current_folder_is_refused(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    refused(("synth", "--out", ".", "--n", "1", "--size", "64", "--overwrite"), "current folder", work)
+    refused(("synth", "--out", "..", "--n", "1", "--size", "64", "--overwrite"), "current folder", work)
+    refused(("synth", "--out", "", "--n", "1", "--size", "64"), "--out", work)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path, tiny_checkpoint):
+    raw = labelled_folder(tmp_path / "raw", ("good",))
+    odd = os.fsdecode(os.fsencode(str(raw)) + b"/\xff\xfe.png")
+    shutil.copyfile(raw / "good.png", odd)
+    shutil.copyfile(raw / "good.json", odd[:-4] + ".json")
+    code, out, err = run_cli("import", raw, "--out", tmp_path / "out")
+    assert code == 0 and "not valid UTF-8" in out, err
+    assert [r["id"] for r in io.read_csv(tmp_path / "out" / "manifest.csv")] == ["good"]
+    code, out, err = run_cli("predict", "--model", tiny_checkpoint, "--input", raw, "--out", tmp_path / "p")
+    assert code == 0 and "not valid UTF-8" in err
+    assert strict_json((tmp_path / "p" / "summary.json").read_text())["n_images"] == 1
 
 
 def test_name_and_overlap_helpers():

@@ -474,8 +474,9 @@ def main(argv=None):
     try:
         cli.main(args=argv, prog_name="nanoseg", standalone_mode=False)
     except NanosegError as exc:
-        click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-        rest = str(exc).splitlines()[1:]
+        text = str(exc).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        click.echo(f"error: {text.splitlines()[0] if text else 'bad input'}", err=True)
+        rest = text.splitlines()[1:]
         if rest:
             click.echo("\n".join(rest), err=True)
         sys.exit(2)

@@ -25,10 +25,14 @@ def to_uint8_gray(arr: np.ndarray, name: str = "image") -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4):
+        raise NanosegError(f"{name}: a stack or volume of shape {arr.shape}, not a 2-D image")
+    if arr.ndim == 3 and arr.dtype.kind not in "biuf":
+        raise NanosegError(f"{name}: unsupported pixel type {arr.dtype}")
     if arr.ndim == 3:
         if arr.shape[-1] == 4:
             arr = arr[..., :3]
-        if arr.shape[-1] == 1:
+        if arr.shape[-1] in (1, 2):  # gray, or gray + alpha
             arr = arr[..., 0]
         else:
             src_dtype = arr.dtype

@@ -163,11 +163,20 @@ def check_name(name, what: str) -> str:
     reach outside it (or hide files), so they are refused rather than cleaned.
     """
     s = "" if name is None else str(name)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NanosegError(f"{what}: {printable(s)!r} is not valid UTF-8 (rename the file)") from None
     if (not s or s in (".", "..") or "/" in s or "\\" in s or s.startswith(".")
             or any(ord(c) < 32 for c in s) or len(s.encode("utf-8", "surrogateescape")) > 200):
         raise NanosegError(f"{what}: {s!r} is not a plain name (no path separators, '..', leading dot, "
                            "control characters; at most 200 bytes)")
     return s
+
+
+def printable(text) -> str:
+    """``text`` safe to print and to write as UTF-8: bytes of non-UTF-8 file names become U+FFFD."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _real(p: str | Path) -> Path:
@@ -323,8 +332,13 @@ def atomic_dir(out: str | Path, overwrite: bool = False, inputs=()) -> Iterator[
     refused as outputs. A symbolic link ``out`` is followed: the folder it points to is
     replaced and the link stays. The folder gets the usual permissions (umask).
     """
+    if not str(out).strip():
+        raise NanosegError("--out: an empty path is not a folder name")
     out = Path(out)
     check_out_separate(out, inputs)
+    with contextlib.suppress(OSError):
+        if _real(os.getcwd()).is_relative_to(_real(out)):
+            raise NanosegError(f"--out: {out} is or contains the current folder; choose another output")
     if out.is_symlink():
         out = _real(out)
     if out.exists() and not out.is_dir():

@@ -27,7 +27,7 @@ class ImportReport:
     def nothing_imported(self, src) -> str:
         """The one-line error when no file imported: how many were skipped and the first reason."""
         first = f"; first: {self.skipped[0][0]}: {self.skipped[0][1]}" if self.skipped else ""
-        return f"{src}: nothing imported ({len(self.skipped)} file(s) skipped{first})"
+        return io.printable(f"{src}: nothing imported ({len(self.skipped)} file(s) skipped{first})")
 
     def summary(self) -> str:
         lines = [f"imported {len(self.imported)} micrograph(s), skipped {len(self.skipped)}, "
@@ -36,7 +36,7 @@ class ImportReport:
             lines.append(f"  skipped {f}: {why}")
         for f, msg in self.warnings:
             lines.append(f"  warning {f}: {msg}")
-        return "\n".join(lines)
+        return io.printable("\n".join(lines))
 
 
 def _find_annotation(img_path: Path) -> tuple[str, Path] | None:

@@ -95,9 +95,10 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     with io.atomic_dir(out, overwrite=overwrite, inputs=[("--model", model_path)] + [("--input", p) for p in inputs]) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
+                io.check_name(path.stem, "file name")
                 image = io.read_gray(path)
             except NanosegError as exc:
-                problems.append((str(path), str(exc).split(": ", 1)[-1]))
+                problems.append((io.printable(path), io.printable(str(exc).split(": ", 1)[-1])))
                 continue
             try:
                 bar = imaging.data_bar_rows(image, crop_bottom)
