@@ -158,6 +158,17 @@ def test_a_checkpoint_without_weights_exits_2(tmp_path, tiny_checkpoint, ds):
     refused(("export", "--model", tmp_path / "junk.pt", "--onnx", tmp_path / "m.onnx"), "junk.pt")
 
 
+@pytest.mark.parametrize("content", ["tensor", "plain-values", "payload"])
+def test_bad_encoder_weights_exit_2(content, tmp_path, ds):
+    path, marker = tmp_path / "enc.pt", tmp_path / "PWNED"
+    obj = {"tensor": torch.zeros(3), "plain-values": {"conv.weight": 3, "x": "y"},
+           "payload": {"conv.weight": _Payload(marker)}}[content]
+    torch.save(obj, path)
+    refused(("train", "--train", ds, "--out", tmp_path / "o", "--model", "smp:Unet:resnet18", "--iters", "1",
+             "--encoder-weights", path), "--encoder-weights", ds, path)
+    assert not marker.exists()
+
+
 def test_resume_with_another_architecture_exits_2(tmp_path, ds):
     run = tmp_path / "run"
     base = ("train", "--train", ds, "--iters", "2", "--batch-size", "2", "--crop", "64", "--eval-every", "2",
@@ -692,6 +703,14 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path, tiny_chec
     code, out, err = run_cli("predict", "--model", tiny_checkpoint, "--input", raw, "--out", tmp_path / "p")
     assert code == 0 and "not valid UTF-8" in err
     assert strict_json((tmp_path / "p" / "summary.json").read_text())["n_images"] == 1
+
+
+def test_a_corrupt_run_result_is_named_not_a_crash(tmp_path):
+    run = tmp_path / "exp" / "runs" / "r1"
+    run.mkdir(parents=True)
+    (tmp_path / "exp" / "experiment.yaml").write_text("name: x\nmodels: [unet]\n")
+    (run / "result.json").write_text('{"model": "unet", "n_ad": 1')  # cut short
+    refused(("experiment", "report", tmp_path / "exp"), "result.json", run)
 
 
 def test_name_and_overlap_helpers():

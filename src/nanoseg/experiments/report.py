@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 
 from .. import io
-from ..errors import NanosegError
+from ..errors import NanosegError, brief
 from .. import figures
 
 METRICS = ("miou", "acc", "kappa", "dice")
@@ -22,10 +22,22 @@ RESULT_COLUMNS = ["run_id", "model", "n_ad", "n_sd", "ad_fraction", "seed", "che
                   "count_abs_err", "train_seconds"]
 
 
+def read_result(path: Path) -> dict:
+    """One run's ``result.json``; its run id is its folder's name (never a path from the file)."""
+    try:
+        r = json.loads(path.read_text())
+        if not isinstance(r, dict) or not {"model", "n_ad", "n_sd", "seed", "miou"} <= set(r):
+            raise ValueError("fields missing")
+    except (OSError, ValueError) as exc:
+        raise NanosegError(f"{path}: not a readable run result ({brief(exc)}); delete it to redo the run") from None
+    r["run_id"] = path.parent.name
+    return r
+
+
 def collect_results(out: Path) -> list[dict]:
     rows = []
     for p in sorted((out / "runs").glob("*/result.json")):
-        rows.append(json.loads(p.read_text()))
+        rows.append(read_result(p))
     rows.sort(key=lambda r: (r["model"], -r["n_ad"], r["n_sd"], r["seed"]))
     return rows
 

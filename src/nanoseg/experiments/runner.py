@@ -14,7 +14,6 @@ are identical in every shard, so shards can run on different machines.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -116,7 +115,9 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     run_dir = out / "runs" / run["run_id"]
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        from .report import read_result
+
+        return read_result(result_path)
     if threads:
         torch.set_num_threads(threads)
     train_dir = out / "data" / "mixes" / f"ad{run['n_ad']}_sd{run['n_sd']}__s{run['seed']}"

@@ -109,9 +109,12 @@ def load_encoder_weights(net: nn.Module, path: str | Path) -> int:
         raise NanosegError(f"--encoder-weights: {path} is not a PyTorch state dict ({brief(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise NanosegError(f"--encoder-weights: {path} is not a state dict (a mapping of names to tensors)")
     target = getattr(net, "encoder", net)
     own = target.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    matched = {k: v for k, v in state.items()
+               if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
     if not matched:
         raise NanosegError(f"--encoder-weights: no tensor in {path} matches the encoder")
     own.update(matched)
