@@ -349,6 +349,7 @@ BAD_PARAMETERS = [
     ("synth-absurd-scatter", ("synth", "--out", "{t}/o", "--set", "scattered_per_10k_px2=[1e6, 1e6]"),
      "scattered_per_10k_px2"),
     ("synth-bad-size-text", ("synth", "--out", "{t}/o", "--size", "big"), "--size"),
+    ("labels-empty-file", ("import", "{raw}", "--out", "{t}/o", "--labels", "{t}/empty.yaml"), "--labels"),
     ("labels-not-a-mapping", ("import", "{raw}", "--out", "{t}/o", "--labels", "{t}/list.yaml"), "--labels"),
 ]
 
@@ -363,6 +364,7 @@ def test_bad_parameters_exit_2_naming_the_parameter(args, needle, tmp_path, ds, 
     (tmp_path / "negseed.yaml").write_text(exp + "seed: -4\n")
     (tmp_path / "strength.yaml").write_text(exp.replace("test_size: 2", "test_size: 2\n  augment_strength: 1e9"))
     (tmp_path / "list.yaml").write_text("- ring\n- 1\n")
+    (tmp_path / "empty.yaml").write_text("")
     if "class7" in " ".join(args):
         shutil.copytree(ds, tmp_path / "class7")
         m = io.read_mask(tmp_path / "class7" / "masks" / "sd_000000.png")

@@ -143,6 +143,8 @@ def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, s
             label_map = {str(k): int(v) for k, v in loaded.items()}
         except Exception as exc:  # noqa: BLE001
             raise NanosegError(f"--labels: cannot read {labels} ({brief(exc)})") from None
+        if not label_map:
+            raise NanosegError(f"--labels: {labels} names no label (write one 'name: class' line per label)")
     cb = _crop_bottom(crop_bottom)
     report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite)
     click.echo(report.summary())
