@@ -406,6 +406,16 @@ def test_a_malformed_labelme_file_is_skipped_and_good_files_import(kind, tmp_pat
     assert code == 0 and [r["id"] for r in io.read_csv(tmp_path / "strict" / "manifest.csv")] == ["good"]
 
 
+def test_labelme_sizes_written_as_whole_floats_are_accepted(tmp_path):
+    raw = labelled_folder(tmp_path / "raw", ("a",))
+    doc = json.loads((raw / "a.json").read_text())
+    doc["imageHeight"], doc["imageWidth"] = 48.0, 64.0
+    (raw / "a.json").write_text(json.dumps(doc))
+    code, out, err = run_cli("import", raw, "--out", tmp_path / "out")
+    assert code == 0 and "imported 1" in out, out + err
+    assert io.read_mask(tmp_path / "out" / "masks" / "a.png").any()
+
+
 def test_only_malformed_files_exit_2(tmp_path):
     raw = labelled_folder(tmp_path / "raw", ("bad",))
     doc = labelme_doc(image="bad.png")

@@ -194,7 +194,8 @@ def _document_problem(data: dict) -> str | None:
         return f"'shapes' is {type(shapes).__name__}, not a list"
     for key in ("imageHeight", "imageWidth"):
         v = data.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 1_000_000):
+        integral = isinstance(v, int) or (isinstance(v, float) and v.is_integer())  # 48.0 from some tools
+        if v is not None and (isinstance(v, bool) or not integral or not 0 < v <= 1_000_000):
             return f"{key!r} is {v!r}, not a positive integer"
     for i, sh in enumerate(shapes):
         if not isinstance(sh, dict):

@@ -167,7 +167,7 @@ def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, 
     check_size(int(size_hw[0]), int(size_hw[1]))
     if seed < 0:
         raise NanosegError(f"--seed: must be non-negative (got {seed})")
-    workers = max(1, int(workers or os.cpu_count() or 1))
+    workers = max(1, min(int(workers or os.cpu_count() or 1), n))  # never more processes than images
     params_json = params.model_dump_json()
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
         for sub in ("images", "masks", "labelme"):
