@@ -316,18 +316,55 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, type=Finite(0.0),
               help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
+@click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            min_area_px, min_coverage, min_radius_px, write_labelme, overwrite):
+            min_area_px, min_coverage, min_radius_px, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
     cb = _crop_bottom(crop_bottom)
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
-                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite)
+                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report)
+    _echo_results(s, out, report)
+
+
+def _echo_results(s: dict, out, report: bool) -> None:
     for sk in s["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
-    click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s) -> {out}")
+    o = s["overall"]
+    d = o.get("density_per_um2")
+    density = f"{d['value']:.3g} rings/µm²" if d else f"{o['density_per_mpx']['value']:.3g} rings/megapixel"
+    click.echo(f"{s['n_images']} image(s), {s['n_structures']} structure(s), {density} -> {out}")
+    if report:
+        click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+@cli.command()
+@click.option("--masks", "masks_dir", required=True, type=click.Path(),
+              help="folder of masks (0/1 class maps or 0/255), or a dataset/predict folder holding masks/")
+@click.option("--images", "images_dir", type=click.Path(), default=None,
+              help="micrographs matched to masks by file stem (overlays, pixel size from metadata)")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--scale-nm-per-px", type=float, default=None, help="pixel size; overrides metadata")
+@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto' (needs --images)")
+@click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
+@click.option("--min-coverage", default=0.4, show_default=True, help="smallest angular coverage of a ring (0-1)")
+@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, help="smallest mean radius (px)")
+@click.option("--report", is_flag=True, help="also write a self-contained report.html")
+@click.option("--overwrite", is_flag=True)
+def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_px, min_coverage, min_radius_px,
+            report, overwrite):
+    """Measure the rings of existing masks (hand labels, other tools, predict's masks) as predict does."""
+    from .analysis.measure_masks import measure_masks
+
+    if scale_nm_per_px is not None and scale_nm_per_px <= 0:
+        raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
+    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    s = measure_masks(masks_dir, out, images=images_dir, scale_nm_per_px=scale_nm_per_px, crop_bottom=cb,
+                      min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px,
+                      report=report, overwrite=overwrite)
+    _echo_results(s, out, report)
 
 
 @cli.command()

@@ -1,9 +1,11 @@
-"""Figures: convergence curve (paper Fig 4), prediction panel (Fig 5), metric vs AD fraction, overlays."""
+"""Figures: convergence curve (paper Fig 4), prediction panel (Fig 5), metric vs AD fraction, overlays
+(the tinted mask and the outlined, numbered structures of ``predict`` and ``measure``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,6 +22,16 @@ def _save(fig, path):
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
+
+
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards), for embedding in a report."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def smooth(values, weight: float = 0.6):
@@ -58,6 +70,23 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=RING_RGB, alpha: float = 
     m = mask == 1
     rgb[m] = (1 - alpha) * rgb[m] + alpha * np.array(color, np.float32)
     return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def draw_overlay(image: np.ndarray, mask: np.ndarray, rows: list[dict]) -> np.ndarray:
+    """Micrograph with structures outlined and numbered."""
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    fg = (mask == 1).astype(np.uint8)
+    tint = rgb.copy()
+    tint[fg > 0] = (32, 64, 255)
+    rgb = cv2.addWeighted(tint, 0.35, rgb, 0.65, 0)
+    contours, _ = cv2.findContours(fg, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(rgb, contours, -1, (0, 200, 255), 1)
+    scale = max(0.4, min(image.shape) / 800)
+    for r in rows:
+        org = (int(r["centre_x_px"]) - 6, int(r["centre_y_px"]) + 5)
+        cv2.putText(rgb, str(r["structure_id"]), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(rgb, str(r["structure_id"]), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 255, 80), 1, cv2.LINE_AA)
+    return cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)
 
 
 METRIC_LABELS = {"miou": "mIoU", "acc": "Acc", "kappa": "Kappa", "dice": "Dice"}

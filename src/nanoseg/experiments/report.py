@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import shutil
@@ -13,7 +12,7 @@ import yaml
 
 from .. import io
 from ..errors import NanosegError, brief
-from .. import figures
+from .. import figures, webpage
 
 METRICS = ("miou", "acc", "kappa", "dice")
 EXTRA = ("ring_f1", "radius_rel_err")
@@ -197,11 +196,5 @@ def _html(out: Path, md: str, figs: Path) -> None:
     for name, cap in captions.items():
         p = figs / name
         if p.exists():
-            b64 = base64.b64encode(p.read_bytes()).decode()
-            parts.append(f"<figure><img src='data:image/png;base64,{b64}'/><figcaption>{cap}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "font-size:13px}th{background:#eef}img{max-width:100%}figcaption{color:#555;font-size:13px}")
-    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>nanoseg report</title><style>{style}</style>" \
-          f"</head><body>{''.join(parts)}</body></html>"
-    io.atomic_write_text(out / "report.html", doc)
+            parts.append(webpage.figure(p, cap))
+    io.atomic_write_text(out / "report.html", webpage.page("nanoseg report", "".join(parts)))
