@@ -368,6 +368,28 @@ def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_p
 
 
 @cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
+@click.option("--names", default=None, help="comma-separated sample names (default: the folder names)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every number here (strict JSON)")
+@click.option("--figure", "figure_out", type=click.Path(dir_okay=False),
+              help="PNG: diameter histograms, ECDFs and densities with intervals")
+@click.option("--seed", default=0, show_default=True, help="seed of the bootstrap and permutation tests")
+def compare(folders, names, json_out, figure_out, seed):
+    """Compare predict/measure folders as samples: density, diameters, band widths, with intervals and tests."""
+    from .analysis.compare import compare_figure, compare_folders, write_json
+
+    result = compare_folders(list(folders), names=names.split(",") if names else None, seed=seed)
+    for line in result["lines"]:
+        click.echo(line)
+    if json_out:
+        write_json(result, json_out)
+        click.echo(f"json: {json_out}")
+    if figure_out:
+        compare_figure(result, figure_out)
+        click.echo(f"figure: {figure_out}")
+
+
+@cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path())
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(11, 21))
