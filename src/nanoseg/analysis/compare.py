@@ -48,10 +48,15 @@ def _float(v) -> float | None:
 
 
 def load_sample(folder: str | Path, name: str | None = None) -> dict:
-    """One sample: per-image ring counts, field areas, diameters and band widths (px and nm)."""
+    """One sample from a results folder (see ``sample_from``)."""
     folder = Path(folder)
     summary, rows = read_results(folder)
-    images = summary["images"]
+    return sample_from(summary["images"], rows, name or folder.name, str(folder))
+
+
+def sample_from(images: dict, rows: list[dict], name: str, folder: str = "") -> dict:
+    """One sample: per-image ring counts, field areas, diameters and band widths (px and nm), from the
+    per-image records of ``summary.json`` and the ``structures.csv`` rows (or ``measure_image`` output)."""
     per_image = []
     for img, rec in images.items():
         mine = [r for r in rows if r["image"] == img]
@@ -64,40 +69,78 @@ def load_sample(folder: str | Path, name: str | None = None) -> dict:
             entry[f"{q}_px"] = px
             entry[f"{q}_nm"] = [v * nm for v in px] if nm else None
         per_image.append(entry)
-    return {"name": name or folder.name, "folder": str(folder), "images": per_image}
+    return {"name": name, "folder": folder, "images": per_image}
 
 
-def _median_of_members(flat_sorted: np.ndarray, owner_sorted: np.ndarray, members: np.ndarray) -> float:
-    sel = flat_sorted[members[owner_sorted]]
-    return float(np.median(sel)) if len(sel) else float("nan")
+def _two_sample_stats(flat_sorted: np.ndarray, ranks: np.ndarray, block_end: np.ndarray,
+                      in_b: np.ndarray) -> np.ndarray:
+    """(n_assignments, 3): |difference of medians|, |AUC - 0.5| (Mann-Whitney U / (nA nB)) and the
+    Kolmogorov-Smirnov distance, for each row of ``in_b`` (True where a value belongs to B)."""
+    in_b = np.atleast_2d(in_b)
+    cb = np.cumsum(in_b, axis=1)
+    ca = np.cumsum(~in_b, axis=1)
+    nb, na = cb[:, -1], ca[:, -1]
+    out = np.full((len(in_b), 3), np.nan)
+    ok = (nb > 0) & (na > 0)
+    if not ok.any():
+        return out
+
+    def median(c, n):
+        lo = np.argmax(c > ((n - 1) // 2)[:, None], axis=1)
+        hi = np.argmax(c > (n // 2)[:, None], axis=1)
+        return (flat_sorted[lo] + flat_sorted[hi]) / 2
+
+    out[:, 0] = np.abs(median(cb, nb) - median(ca, na))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u_b = (in_b * ranks).sum(1) - nb * (nb + 1) / 2
+        out[:, 1] = np.abs(u_b / (na * nb) - 0.5)
+        # ECDFs compared after each block of tied values
+        out[:, 2] = np.abs(cb[:, block_end] / nb[:, None] - ca[:, block_end] / na[:, None]).max(1)
+    out[~ok] = np.nan
+    return out
 
 
-def image_permutation_p(groups_a: list, groups_b: list, *, n_perm: int = N_PERM, seed: int = st.SEED) -> float | None:
-    """Two-sided p-value of the difference of pooled medians when whole images are reassigned at
-    random between the samples (the images, not the rings, are exchangeable under 'drawn alike')."""
+def image_permutation_tests(groups_a: list, groups_b: list, *, n_perm: int = N_PERM,
+                            seed: int = st.SEED) -> dict | None:
+    """Two-sided p-values of the difference of medians, the Mann-Whitney U statistic and the
+    Kolmogorov-Smirnov distance of the pooled rings, when whole images are reassigned at random
+    between the two samples (under 'drawn alike' the images, not the rings, are exchangeable).
+
+    Parameters
+    ----------
+    groups_a, groups_b : list of array-like
+        Per-image values (e.g. ring diameters in nm) of each sample.
+    n_perm : int
+        Random reassignments.
+    seed : int
+        Seed of the reassignments.
+
+    Returns
+    -------
+    dict with ``p_median``, ``p_mann_whitney``, ``p_ks``, or ``None`` when a sample has no value.
+    """
     groups = [np.asarray(g, float) for g in list(groups_a) + list(groups_b)]
     n_a = len(groups_a)
-    if n_a < 1 or len(groups_b) < 1 or not any(len(g) for g in groups[:n_a]) or not any(len(g) for g in groups[n_a:]):
+    if not any(len(g) for g in groups[:n_a]) or not any(len(g) for g in groups[n_a:]):
         return None
     flat = np.concatenate(groups)
     owner = np.concatenate([np.full(len(g), k) for k, g in enumerate(groups)])
     order = np.argsort(flat, kind="stable")
     flat_sorted, owner_sorted = flat[order], owner[order]
-    in_b = np.zeros(len(groups), bool)
-    in_b[n_a:] = True
-    observed = abs(_median_of_members(flat_sorted, owner_sorted, in_b)
-                   - _median_of_members(flat_sorted, owner_sorted, ~in_b))
+    ranks = sps.rankdata(flat_sorted)
+    block_end = np.r_[np.nonzero(np.diff(flat_sorted))[0], len(flat_sorted) - 1]
+    image_in_b = np.arange(len(groups)) >= n_a
+    observed = _two_sample_stats(flat_sorted, ranks, block_end, image_in_b[owner_sorted])[0]
     rng = np.random.default_rng(seed)
-    hits = 0
-    valid = 0
-    for _ in range(n_perm):
-        perm = rng.permutation(in_b)
-        d = abs(_median_of_members(flat_sorted, owner_sorted, perm) - _median_of_members(flat_sorted, owner_sorted, ~perm))
-        if math.isnan(d):
-            continue
-        valid += 1
-        hits += d >= observed - 1e-12
-    return (hits + 1) / (valid + 1)
+    hits, valid = np.zeros(3), np.zeros(3)
+    for start in range(0, n_perm, 250):  # chunks keep the (perms x rings) membership matrix small
+        perms = np.array([rng.permutation(image_in_b) for _ in range(min(250, n_perm - start))])
+        stats = _two_sample_stats(flat_sorted, ranks, block_end, perms[:, owner_sorted])
+        finite = np.isfinite(stats)
+        valid += finite.sum(0)
+        hits += (finite & (stats >= observed - 1e-12)).sum(0)
+    p = (hits + 1) / (valid + 1)
+    return {"p_median": float(p[0]), "p_mann_whitney": float(p[1]), "p_ks": float(p[2])}
 
 
 def _sample_stats(sample: dict, unit: str, seed: int) -> dict:
@@ -146,21 +189,38 @@ def _pair(a: dict, b: dict, unit: str, seed: int) -> dict:
             bb = st.cluster_stat_boot(gb, "median", seed=seed + 1)
             entry["difference_of_medians"] = entry["b_median"] - entry["a_median"]
             entry["difference_ci95"] = st._percentile_interval(bb - ba, st.LEVEL)
-            entry["p_mann_whitney"] = float(sps.mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
-            entry["p_ks"] = float(sps.ks_2samp(xa, xb).pvalue)
-            entry["image_level_test"] = "permutation of whole images, difference of medians"
-            entry["p_image_level"] = image_permutation_p(ga, gb, seed=seed)
+            perm = image_permutation_tests(ga, gb, seed=seed)
+            entry["test"] = ("whole images permuted between the samples; p_median: difference of medians, "
+                             "p_mann_whitney: Mann-Whitney U, p_ks: Kolmogorov-Smirnov distance. *_rings: "
+                             "scipy's p-values that treat every ring as independent")
+            entry["p_image_level"] = perm["p_median"]
+            entry["p_mann_whitney"] = perm["p_mann_whitney"]
+            entry["p_ks"] = perm["p_ks"]
+            res = sps.mannwhitneyu(xb, xa, alternative="two-sided")
+            entry["mann_whitney_u"] = float(res.statistic)
+            entry["p_mann_whitney_rings"] = float(res.pvalue)
+            ks = sps.ks_2samp(xa, xb)
+            entry["ks_distance"] = float(ks.statistic)
+            entry["p_ks_rings"] = float(ks.pvalue)
         else:
-            entry.update(difference_of_medians=None, difference_ci95=None, p_mann_whitney=None, p_ks=None,
-                         image_level_test=None, p_image_level=None)
+            entry.update(difference_of_medians=None, difference_ci95=None, p_image_level=None, p_mann_whitney=None,
+                         p_ks=None, p_mann_whitney_rings=None, p_ks_rings=None)
         out[q] = entry
     return out
 
 
 def _p(p) -> str:
+    """'= 0.03' or '< 0.0001' (to follow a 'p')."""
     if p is None:
         return "n/a"
-    return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+    return f"= {p:.2g}" if p >= 1e-4 else "< 0.0001"
+
+
+def _pp(p) -> str:
+    """As ``_p`` for a permutation p-value, which cannot go below 1 / (permutations + 1)."""
+    if p is not None and p <= 1.5 / (N_PERM + 1):
+        return f"≤ {1 / (N_PERM + 1):.1g}"
+    return _p(p)
 
 
 def _ci(ci, digits=3, signed=False) -> str:
@@ -186,11 +246,11 @@ def plain_language(result: dict) -> list[str]:
     for pr in result["pairs"]:
         a, b = pr["a"], pr["b"]
         d = pr["density"]
-        verdict = _verdict(d.get("p_holm"), (d.get("ratio") or 0) > 1, f"{b} is denser than {a}",
-                           f"{b} is sparser than {a}")
+        verdict = _verdict(d.get("p_image_level"), d.get("p_holm"), m, (d.get("ratio") or 0) > 1,
+                           f"{b} is denser than {a}", f"{b} is sparser than {a}")
         lines.append(f"Density, {b} vs {a}: {d['b']:.3g} vs {d['a']:.3g} {result['samples'][0]['density_unit']} "
                      f"(ratio {d['ratio']:.3g}, 95% CI {_ci(d['ratio_ci95'])}); per-image Mann-Whitney "
-                     f"p = {_p(d['p_image_level'])}, Holm-adjusted over {m} tests p = {_p(d.get('p_holm'))}. {verdict}"
+                     f"p {_p(d['p_image_level'])}, Holm-adjusted over {m} tests p {_p(d.get('p_holm'))}. {verdict}"
                      if d.get("ratio") is not None else f"Density, {b} vs {a}: not comparable (no rings in {a}).")
         for q, (_, _, label) in QUANTITIES.items():
             e = pr[q]
@@ -199,21 +259,29 @@ def plain_language(result: dict) -> list[str]:
                 continue
             what, up, down = (("rings", "larger", "smaller") if q == "diameter" else
                               ("ring bands", "thicker", "thinner"))
-            verdict = _verdict(e.get("p_holm"), e["difference_of_medians"] > 0, f"{b}'s {what} are {up} than {a}'s",
-                               f"{b}'s {what} are {down} than {a}'s")
+            verdict = _verdict(e.get("p_image_level"), e.get("p_holm"), m, e["difference_of_medians"] > 0,
+                               f"{b} has {up} {what} than {a}", f"{b} has {down} {what} than {a}")
             lines.append(f"{label.capitalize()}, {b} vs {a}: {e['b_median']:.3g} vs {e['a_median']:.3g} {unit}; "
                          f"difference {e['difference_of_medians']:+.3g} {unit}, 95% CI {_ci(e['difference_ci95'], signed=True)} "
-                         f"(images resampled); image permutation p = {_p(e['p_image_level'])}, Holm-adjusted "
-                         f"p = {_p(e.get('p_holm'))}; rings pooled (treated as independent): Mann-Whitney "
-                         f"p = {_p(e['p_mann_whitney'])}, Kolmogorov-Smirnov p = {_p(e['p_ks'])}. {verdict}")
+                         f"(images resampled); whole images permuted: difference of medians p {_pp(e['p_image_level'])} "
+                         f"(Holm-adjusted p {_p(e.get('p_holm'))}), Mann-Whitney p {_pp(e['p_mann_whitney'])}, "
+                         f"Kolmogorov-Smirnov p {_pp(e['p_ks'])}. {verdict}"
+                         + (f" (Treating rings as independent, scipy's Mann-Whitney p {_p(e['p_mann_whitney_rings'])} "
+                            f"and KS p {_p(e['p_ks_rings'])} look significant: rings of one micrograph resemble each "
+                            "other, which makes such p-values too small.)"
+                            if min(e["p_mann_whitney_rings"], e["p_ks_rings"]) < ALPHA and (e.get("p_holm") or 1) >= ALPHA
+                            else ""))
     return lines
 
 
-def _verdict(p_holm, positive: bool, claim_up: str, claim_down: str) -> str:
+def _verdict(p_raw, p_holm, n_tests: int, positive: bool, claim_up: str, claim_down: str) -> str:
     if p_holm is None:
         return "Too few images to test."
     if p_holm < ALPHA:
         return f"→ {claim_up if positive else claim_down} (significant at {ALPHA:g} after correction)."
+    if p_raw is not None and p_raw < ALPHA and n_tests > 1:
+        return (f"→ A hint at most: p {_p(p_raw)} on its own, but not significant once corrected for the {n_tests} "
+                "tests of this comparison; confirm on more images before reporting it.")
     return ("→ No evidence of a difference at this sample size (which does not show that the samples are the "
             "same; the interval gives the differences still compatible with the data).")
 
@@ -239,7 +307,11 @@ def compare_folders(folders: list, *, names: list[str] | None = None, seed: int 
         raise NanosegError("compare: give at least two results folders")
     if names is not None and len(names) != len(folders):
         raise NanosegError(f"--names: {len(names)} name(s) for {len(folders)} folder(s)")
-    samples = [load_sample(f, names[k] if names else None) for k, f in enumerate(folders)]
+    return compare_samples([load_sample(f, names[k] if names else None) for k, f in enumerate(folders)], seed=seed)
+
+
+def compare_samples(samples: list[dict], *, seed: int = st.SEED) -> dict:
+    """``compare_folders`` on samples already loaded (``sample_from``)."""
     seen = set()
     for s in samples:
         if s["name"] in seen:
