@@ -96,7 +96,7 @@ def ring_histograms(rows: list[dict]) -> tuple[bytes, str]:
             ax.hist(vals, bins=min(30, max(5, int(np.sqrt(len(vals)) * 2))), range=unit_range,
                     color="#4a7ab5", edgecolor="white")
             ax.axvline(float(np.median(vals)), color="#a63603", ls="--", lw=1.2, label=f"median {np.median(vals):.3g}")
-            ax.legend(fontsize=8, loc="upper right")
+            ax.legend(fontsize=8, loc="best")
         else:
             ax.text(0.5, 0.5, "no rings", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(label)
