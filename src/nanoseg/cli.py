@@ -346,11 +346,15 @@ def _echo_results(s: dict, out, report: bool) -> None:
 @click.option("--images", "images_dir", type=click.Path(), default=None,
               help="micrographs matched to masks by file stem (overlays, pixel size from metadata)")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--scale-nm-per-px", type=float, default=None, help="pixel size; overrides metadata")
+@click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
+              help="pixel size; overrides metadata")
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto' (needs --images)")
-@click.option("--min-area", "min_area_px", default=30, show_default=True, help="smallest structure (px)")
-@click.option("--min-coverage", default=0.4, show_default=True, help="smallest angular coverage of a ring (0-1)")
-@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, help="smallest mean radius (px)")
+@click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
+              help="smallest structure (px)")
+@click.option("--min-coverage", default=0.4, show_default=True, type=Finite(0.0, 1.0),
+              help="smallest angular coverage of a ring structure (0-1)")
+@click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, type=Finite(0.0),
+              help="smallest mean radius of a ring structure (px)")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_px, min_coverage, min_radius_px,
@@ -358,9 +362,7 @@ def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_p
     """Measure the rings of existing masks (hand labels, other tools, predict's masks) as predict does."""
     from .analysis.measure_masks import measure_masks
 
-    if scale_nm_per_px is not None and scale_nm_per_px <= 0:
-        raise NanosegError(f"--scale-nm-per-px: must be positive (got {scale_nm_per_px})")
-    cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    cb = _crop_bottom(crop_bottom)
     s = measure_masks(masks_dir, out, images=images_dir, scale_nm_per_px=scale_nm_per_px, crop_bottom=cb,
                       min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px,
                       report=report, overwrite=overwrite)
@@ -373,7 +375,7 @@ def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_p
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every number here (strict JSON)")
 @click.option("--figure", "figure_out", type=click.Path(dir_okay=False),
               help="PNG: diameter histograms, ECDFs and densities with intervals")
-@click.option("--seed", default=0, show_default=True, help="seed of the bootstrap and permutation tests")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed of the bootstrap and permutation tests")
 def compare(folders, names, json_out, figure_out, seed):
     """Compare predict/measure folders as samples: density, diameters, band widths, with intervals and tests."""
     from .analysis.compare import compare_figure, compare_folders, write_json

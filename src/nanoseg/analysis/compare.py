@@ -18,7 +18,6 @@ often than one comparison would.
 
 from __future__ import annotations
 
-import json
 import math
 from itertools import combinations
 from pathlib import Path
@@ -381,5 +380,4 @@ def compare_figure(result: dict, path: str | Path) -> None:
 
 
 def write_json(result: dict, path: str | Path) -> None:
-    clean = st.strict_json({k: v for k, v in result.items() if not k.startswith("_")})
-    io.atomic_write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
+    io.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})

@@ -105,7 +105,8 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
     hints, hint_source = _scale_hints(root)
     problems: list[tuple[str, str]] = []
     rows_all, per_image = [], {}
-    with io.atomic_dir(out, overwrite=overwrite) as tmp:
+    inputs = [("--masks", root)] + ([("--images", image_dir)] if image_dir is not None else [])
+    with io.atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for mpath in tqdm(mask_files, desc="measure", unit="img", disable=not progress):
             name = mpath.stem
             try:
