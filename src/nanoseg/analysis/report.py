@@ -78,6 +78,7 @@ def _ci(d: dict | None, key: str = "median", digits: int = 3) -> str:
 def ring_histograms(rows: list[dict]) -> tuple[bytes, str]:
     """PNG of the four histograms and the length unit used ("nm" or "px")."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     nm_rows = [r for r in rows if _num(r, "mean_radius_nm") is not None]
     unit = "nm" if nm_rows else "px"
@@ -101,6 +102,7 @@ def ring_histograms(rows: list[dict]) -> tuple[bytes, str]:
             ax.text(0.5, 0.5, "no rings", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(label)
         ax.set_ylabel("rings (count)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return figures.figure_png(fig), unit
@@ -119,6 +121,12 @@ def _thumbnail(path: Path) -> str | None:
     return webpage.data_uri(buf.tobytes(), "image/jpeg") if ok else None
 
 
+def _mean_std(d: dict | None) -> str:
+    if not d:
+        return "–"
+    return _fmt(d.get("mean")) + (f" ± {_fmt(d['std'])}" if d.get("std") is not None else "")
+
+
 def _overall_table(o: dict, unit: str) -> str:
     density = o.get("density_per_um2")
     lines = [
@@ -130,13 +138,11 @@ def _overall_table(o: dict, unit: str) -> str:
         ("density", f"{_ci(density)} rings/µm²" if density else f"{_ci(o.get('density_per_mpx'))} rings/megapixel"),
         ("area covered by rings", _ci(o.get("ring_area_fraction"), digits=3) + " (fraction of the field)"),
         (f"diameter ({unit}), median", _ci(o.get(f"diameter_{unit}"))),
-        (f"diameter ({unit}), mean ± std", f"{_fmt((o.get(f'diameter_{unit}') or {}).get('mean'))} ± "
-                                           f"{_fmt((o.get(f'diameter_{unit}') or {}).get('std'))}"),
+        (f"diameter ({unit}), mean ± std", _mean_std(o.get(f"diameter_{unit}"))),
         (f"band width ({unit}), median", _ci(o.get(f"band_width_{unit}"))),
         ("angular coverage, median", _ci(o.get("coverage"))),
         ("circularity, median", _ci(o.get("circularity"))),
-        ("rings per image, mean ± std", f"{_fmt((o.get('structures_per_image') or {}).get('mean'))} ± "
-                                        f"{_fmt((o.get('structures_per_image') or {}).get('std'))}"),
+        ("rings per image, mean ± std", _mean_std(o.get("structures_per_image"))),
     ]
     body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in lines)
     return f"<table class='overall'>{body}</table>"
