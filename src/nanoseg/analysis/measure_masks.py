@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import io
-from ..data.importer import detect_data_bar
+from .. import imaging, io
 from ..errors import NanosegError
 from ..figures import draw_overlay
 from ..inference.measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX
@@ -115,7 +114,7 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
                 image = io.read_gray(ipath) if ipath is not None else None
                 bar = 0
                 if crop_bottom == "auto":
-                    bar = detect_data_bar(image) if image is not None else 0
+                    bar = imaging.detect_data_bar(image) if image is not None else 0
                 elif crop_bottom:
                     bar = int(crop_bottom)
                 if image is not None:
@@ -128,7 +127,7 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
                     image = image[:mask.shape[0]]
                 elif bar:
                     mask = mask[:-bar]
-                if mask.shape[0] < 8:
+                if mask.shape[0] < imaging.MIN_ROWS_LEFT:
                     raise NanosegError(f"{mpath}: --crop-bottom {bar} leaves no mask")
             except NanosegError as exc:
                 problems.append((str(mpath), str(exc).split(": ", 1)[-1]))
