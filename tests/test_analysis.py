@@ -119,6 +119,27 @@ def test_measure_gives_nm_statistics_from_binary_masks_and_tiff_metadata(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".res")]
 
 
+def test_measure_takes_pixel_sizes_from_a_table_and_255_as_ignore_in_a_dataset(tmp_path):
+    data = tmp_path / "ds"
+    (data / "masks").mkdir(parents=True)
+    ring = _annulus(np.zeros((120, 120), np.uint8), 60, 60, 30, 5)
+    ring[:10] = 255  # an ignore band: not a ring
+    io.write_png(data / "masks" / "a.png", ring)
+    io.write_png(data / "masks" / "b.png", np.where(np.arange(120)[:, None] < 20, 255, 0).astype(np.uint8)
+                 * np.ones((1, 120), np.uint8))  # ignore only: in a dataset this is no ring at all
+    io.write_csv(data / "manifest.csv", [{"id": "a"}, {"id": "b"}])
+    (tmp_path / "scales.csv").write_text("file,scale_nm_per_px\na.tif,0.5\nb.png,2\n")
+    code, _, err = run_cli("measure", "--masks", data, "--scales", tmp_path / "scales.csv", "--out", tmp_path / "o")
+    assert code == 0, err
+    s = _strict_load(tmp_path / "o" / "summary.json")["images"]
+    assert s["a"]["scale_source"] == "scales-table" and s["a"]["nm_per_px"] == 0.5 and s["a"]["n_structures"] == 1
+    assert s["a"]["radius_nm"]["median"] == pytest.approx(15, rel=0.05)
+    assert s["b"]["n_structures"] == 0 and s["b"]["ring_fraction"] == 0 and s["b"]["nm_per_px"] == 2
+    (tmp_path / "bad.csv").write_text("file,scale_nm_per_px\na.png,-1\n")
+    code, _, err = run_cli("measure", "--masks", data, "--scales", tmp_path / "bad.csv", "--out", tmp_path / "o2")
+    assert code == 2 and "--scales" in err and "bad.csv:2" in err
+
+
 def test_measure_refuses_a_folder_with_no_usable_mask(tmp_path):
     (tmp_path / "m").mkdir()
     io.write_png(tmp_path / "m" / "x.png", np.full((40, 40), 3, np.uint8))

@@ -348,6 +348,8 @@ def _echo_results(s: dict, out, report: bool) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
               help="pixel size; overrides metadata")
+@click.option("--scales", "scales_csv", type=click.Path(dir_okay=False), default=None,
+              help="CSV of pixel sizes per micrograph (file, scale_nm_per_px), matched by file stem")
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto' (needs --images)")
 @click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
               help="smallest structure (px)")
@@ -357,13 +359,14 @@ def _echo_results(s: dict, out, report: bool) -> None:
               help="smallest mean radius of a ring structure (px)")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
-def measure(masks_dir, images_dir, out, scale_nm_per_px, crop_bottom, min_area_px, min_coverage, min_radius_px,
-            report, overwrite):
+def measure(masks_dir, images_dir, out, scale_nm_per_px, scales_csv, crop_bottom, min_area_px, min_coverage,
+            min_radius_px, report, overwrite):
     """Measure the rings of existing masks (hand labels, other tools, predict's masks) as predict does."""
     from .analysis.measure_masks import measure_masks
 
     cb = _crop_bottom(crop_bottom)
-    s = measure_masks(masks_dir, out, images=images_dir, scale_nm_per_px=scale_nm_per_px, crop_bottom=cb,
+    s = measure_masks(masks_dir, out, images=images_dir, scale_nm_per_px=scale_nm_per_px, scales=scales_csv,
+                      crop_bottom=cb,
                       min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px,
                       report=report, overwrite=overwrite)
     _echo_results(s, out, report)

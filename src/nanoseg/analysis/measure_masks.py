@@ -3,7 +3,8 @@
 
 Masks are PNG (or any image) class maps: 0 background, 1 ring (255 = ignore, counted as
 background), or binary 0/255 (255 = ring). They are matched to micrographs by file stem; the
-micrograph gives the overlay and, from its metadata, the pixel size. A micrograph taller than its
+micrograph gives the overlay and, from its metadata, the pixel size (or a table of pixel sizes
+per micrograph, ``--scales``). A micrograph taller than its
 mask (the data bar cut before labelling or by ``predict``) is cropped to the mask.
 """
 
@@ -22,16 +23,22 @@ from ..inference.scale import resolve_scale
 from .results import measure_image, write_results
 
 
-def mask_to_classes(mask: np.ndarray, name: str = "mask") -> np.ndarray:
-    """0/1 class map of a 0/1(/255 ignore) class mask or a 0/255 binary mask."""
+def mask_to_classes(mask: np.ndarray, name: str = "mask", *, ignore_255: bool = False) -> np.ndarray:
+    """0/1 class map of a 0/1(/255 ignore) class mask or a 0/255 binary mask.
+
+    ``ignore_255``: 255 always means ignore (a nanoseg dataset folder), even in a mask
+    without any ring pixel; otherwise a mask holding only 0 and 255 is binary (255 = ring).
+    """
     values = set(np.unique(mask).tolist())
     if values <= {0, 1}:
         return mask.astype(np.uint8)
-    if values <= {0, 1, 255} and 1 in values:
+    if values <= {0, 1, 255} and (1 in values or ignore_255):
         return (mask == 1).astype(np.uint8)  # 255 = ignore: not a ring
     if values <= {0, 255}:
         return (mask == 255).astype(np.uint8)
     shown = sorted(values - {0, 1, 255})[:5]
+    if ignore_255:
+        raise NanosegError(f"{name}: mask values must be 0/1 (255 ignore), found {shown}")
     raise NanosegError(f"{name}: mask values must be 0/1 (255 ignore) or 0/255, found {shown}")
 
 
@@ -56,7 +63,31 @@ def _scale_hints(masks_root: Path) -> tuple[dict[str, float], str]:
     return {}, "none"
 
 
-def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = None, crop_bottom=None,
+def read_scale_table(path: str | Path) -> dict[str, float]:
+    """File stem -> nm per px from a CSV with a ``file`` (or ``image``) and a ``scale_nm_per_px`` column."""
+    path = Path(path)
+    try:
+        rows = io.read_csv(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NanosegError(f"--scales: cannot read {path} ({exc})") from None
+    out = {}
+    for k, r in enumerate(rows, 2):
+        key = r.get("file") or r.get("image")
+        value = r.get("scale_nm_per_px")
+        if not key or value in (None, ""):
+            raise NanosegError(f"--scales: {path}:{k} needs 'file' (or 'image') and 'scale_nm_per_px'")
+        try:
+            nm = float(value)
+        except ValueError:
+            nm = float("nan")
+        if not (np.isfinite(nm) and nm > 0):
+            raise NanosegError(f"--scales: {path}:{k}: scale_nm_per_px {value!r} is not a positive number")
+        out[Path(key).stem] = nm
+    return out
+
+
+def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = None, scales=None,
+                  crop_bottom=None,
                   min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
                   min_radius_px: float = MIN_RADIUS_PX, report: bool = False, overwrite: bool = False,
                   progress: bool = True) -> dict:
@@ -74,6 +105,9 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
         Folder of the micrographs, matched to masks by file stem.
     scale_nm_per_px : float, optional
         Pixel size in nm for every image; overrides metadata.
+    scales : path, optional
+        CSV of pixel sizes per micrograph (``file``/``image`` and ``scale_nm_per_px`` columns, matched
+        by file stem); overrides metadata, not ``scale_nm_per_px``.
     crop_bottom : int or "auto", optional
         Rows of data bar to cut from the bottom of masks and micrographs (``auto``: detected on the
         micrograph).
@@ -102,14 +136,17 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
         raise NanosegError(f"--masks: no mask images in {mask_dir}")
     by_stem = {p.stem: p for p in io.list_images(image_dir)} if image_dir is not None else {}
     hints, hint_source = _scale_hints(root)
+    table = read_scale_table(scales) if scales is not None else {}
+    ignore_255 = (root / "manifest.csv").exists()  # a nanoseg dataset: 255 is ignore
     problems: list[tuple[str, str]] = []
     rows_all, per_image = [], {}
-    inputs = [("--masks", root)] + ([("--images", image_dir)] if image_dir is not None else [])
+    inputs = [("--masks", root)] + ([("--images", image_dir)] if image_dir is not None else []) + \
+        ([("--scales", scales)] if scales is not None else [])
     with io.atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for mpath in tqdm(mask_files, desc="measure", unit="img", disable=not progress):
             name = mpath.stem
             try:
-                mask = mask_to_classes(io.read_mask(mpath), str(mpath))
+                mask = mask_to_classes(io.read_mask(mpath), str(mpath), ignore_255=ignore_255)
                 ipath = by_stem.get(name)
                 image = io.read_gray(ipath) if ipath is not None else None
                 bar = 0
@@ -132,8 +169,12 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
             except NanosegError as exc:
                 problems.append((str(mpath), str(exc).split(": ", 1)[-1]))
                 continue
-            nm, source = resolve_scale(ipath, scale_nm_per_px) if ipath is not None else \
-                ((float(scale_nm_per_px), "flag") if scale_nm_per_px is not None else (None, "none"))
+            if scale_nm_per_px is None and name in table:
+                nm, source = table[name], "scales-table"
+            elif ipath is not None:
+                nm, source = resolve_scale(ipath, scale_nm_per_px)
+            else:
+                nm, source = (float(scale_nm_per_px), "flag") if scale_nm_per_px is not None else (None, "none")
             if nm is None and name in hints:
                 nm, source = hints[name], hint_source
             rows, per_image[name] = measure_image(
