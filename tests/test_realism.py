@@ -160,7 +160,7 @@ def test_calibrate_command_writes_a_config_that_synth_accepts(tmp_path):
 @pytest.mark.slow
 def test_calibrate_recovers_dose_and_particle_density_too():
     truth = load_params("realistic", overrides=dict(OFF_DEFAULT, dose_e_per_px=(300.0, 300.0),
-                                                    scattered_per_10k_px2=(8.0, 8.0)))
+                                                    scattered_per_um2=(800.0, 800.0)))
     real = [Micrograph(f"r{i}", synthesize_sample(truth, 6, i, (320, 320))["image"], 1.0, "flag")
             for i in range(4)]
     r = calibrate(real, iterations=8, per_real=4, size_px=320, progress=False)

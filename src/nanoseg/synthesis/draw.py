@@ -19,6 +19,7 @@ import numpy as np
 from .params import SynthParams
 
 REFERENCE_CROP_PX = 321  # frame side at which per-image counts and ring radii are given
+REFERENCE_FIELD_UM2 = 0.1  # field area per which hard-negative counts are given (~321x321 px at 1 nm/px)
 
 
 def draw_value(rng: np.random.Generator, spec):
@@ -57,7 +58,7 @@ class DrawnParams:
     dense_clusters: int
     big_particles: int
     debris: int
-    scattered_per_10k_px2: float
+    scattered_per_um2: float
     flakes: int
     pits: int
     texture_strength: float
@@ -75,15 +76,27 @@ class DrawnParams:
     background_level: float
     particle_level: float
     gamma: float
+    chain_width_particles: int
+    ring_width_particles: int
+    polygon_network_prob: float
+    sheet_layers: int
+    sheet_particles_per_um2: float
+    thick_flakes_per_um2: float
+    rosettes_per_um2: float
+    grain_strength: float
+    region_contrast: float
     # --- context: the frame and the ranges that are used as ranges
     shape_hw: tuple[int, int] = (REFERENCE_CROP_PX, REFERENCE_CROP_PX)
     cluster_size_range: tuple[int, int] = (2, 6)
     ring_radius_range_px: tuple[float, float] = (12.0, 110.0)
+    chain_width_range: tuple[int, int] = (1, 4)
     # --- derived once from the above (not arguments)
     particle_radius_px: float = field(init=False)   # mean particle radius as rendered
     psf_sigma_px: float = field(init=False)         # beam blur (Gaussian sigma) in px
     frame_fit: float = field(init=False)            # min(1, frame side / 321): ring radii shrink in small frames
-    area_units: float = field(init=False)           # frame area in 321x321 units: per-image counts scale with it
+    area_units: float = field(init=False)           # frame area in 321x321 units: the ring count scales with it
+    field_um2: float = field(init=False)            # frame area in um^2: hard-negative counts scale with it
+    field_units: float = field(init=False)          # field_um2 / REFERENCE_FIELD_UM2
     ring_radius_lo_px: float = field(init=False)    # ring radius bounds at this frame and particle size
     ring_radius_hi_px: float = field(init=False)
 
@@ -97,7 +110,9 @@ class DrawnParams:
         hi = min(max(hi * fit, lo), 0.45 * min(h, w))
         for name, value in (("particle_radius_px", r), ("psf_sigma_px", self.psf_sigma_nm / self.scale_nm_per_px),
                             ("frame_fit", fit), ("area_units", h * w / REFERENCE_CROP_PX**2),
-                            ("ring_radius_lo_px", lo), ("ring_radius_hi_px", hi)):
+                            ("ring_radius_lo_px", lo), ("ring_radius_hi_px", hi),
+                            ("field_um2", h * w * self.scale_nm_per_px**2 / 1e6),
+                            ("field_units", h * w * self.scale_nm_per_px**2 / 1e6 / REFERENCE_FIELD_UM2)):
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -105,7 +120,8 @@ class DrawnParams:
         """Draw every ranged parameter of ``params`` once (in field order) for a frame of ``shape_hw`` px."""
         drawn = {name: draw_value(rng, getattr(params, name)) for name in type(params).model_fields}
         return cls(**drawn, shape_hw=(int(shape_hw[0]), int(shape_hw[1])),
-                   cluster_size_range=tuple(params.cluster_size), ring_radius_range_px=tuple(params.ring_radius_px))
+                   cluster_size_range=tuple(params.cluster_size), ring_radius_range_px=tuple(params.ring_radius_px),
+                   chain_width_range=tuple(params.chain_width_particles))
 
     def record(self) -> dict:
         """What the metadata stores: every drawn value, then the rendered particle radius and blur (px)."""

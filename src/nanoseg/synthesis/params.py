@@ -3,7 +3,10 @@
 Every field that is a ``[lo, hi]`` pair is drawn uniformly per image; the drawn
 values are stored with the image (``manifest.csv`` column ``params``), so every
 image documents exactly how it was made. Lengths are in pixels at the image's
-own scale unless the name says ``_nm``.
+own scale unless the name says ``_nm``. Counts of hard negatives are per field area
+(``_per_01um2``: per 0.1 um^2, the area of a 321x321 crop at 1 nm/px; ``_per_um2``), so an
+image at x50k holds 16 times the structures of one at x200k, as real micrographs do; rings,
+the labelled class, keep their per-image count and pixel radii.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ class SynthParams(BaseModel):
 
     # scale and particles
     scale_nm_per_px: Range = Field((0.5, 2.0), description="pixel size (x200k ~0.5, x100k ~1, x50k ~2 on the Boiko et al. Hitachi SU8000 images); sets particle size and beam blur in px")
-    particle_diameter_nm: Range = Field((5.0, 8.0), description="Pd particle diameter (Boiko 2020: ~5-8 nm)")
+    particle_diameter_nm: Range = Field((6.0, 11.0), description="particle diameter (Pd in the Boiko et al. 2020 references measures ~6-11 nm, nanoseg.realism)")
     particle_size_spread: Range = Field((0.1, 0.25), description="relative std of particle radius within an image")
     particle_yield_spread: Range = Field((0.05, 0.2), description="relative std of particle brightness (facets, size)")
     cluster_size: IntRange = Field((2, 6), description="touching particles per cluster along a line")
     cluster_gap: Range = Field((0.3, 1.8), description="gap between clusters, in particle diameters")
-    line_width_jitter: Range = Field((0.3, 1.2), description="sideways scatter of particles about a line, in radii")
+    line_width_jitter: Range = Field((0.5, 1.5), description="sideways scatter of particles about a line, in radii")
     # rings (the labelled class)
-    rings_per_image: IntRange = Field((1, 4), description="rings per 321x321 area")
+    rings_per_image: IntRange = Field((1, 4), description="rings per 321x321 area (per 0.1 um^2 where a crop covers less; at least one)")
     ring_radius_px: Range = Field((12.0, 110.0), description="mean ring radius at a 321 px crop")
     ring_irregularity: Range = Field((0.0, 0.12), description="amplitude of low harmonics of the ring radius")
     ring_coverage: Range = Field((0.8, 1.0), description="fraction of the circumference carrying particles")
@@ -52,23 +55,24 @@ class SynthParams(BaseModel):
     nested_ring_prob: float = Field(0.2, ge=0, le=1, description="chance that a ring gets a ring inside it")
     # hard negatives (class 0)
     network_prob: float = Field(0.6, ge=0, le=1, description="chance of a chain network around the rings")
-    network_cells: IntRange = Field((2, 8), description="Voronoi cells of the chain network per 321x321")
-    chains: IntRange = Field((0, 3), description="open straight or curved chains")
-    arcs: IntRange = Field((0, 3), description="short arcs (< 200 deg) of ring-like particles")
-    elongated_loops: IntRange = Field((0, 1), description="closed loops far from round (aspect > 2)")
-    dense_clusters: IntRange = Field((0, 3), description="compact clusters of adhering particles")
-    big_particles: IntRange = Field((0, 2), description="large bright particles")
-    debris: IntRange = Field((0, 2), description="large bright irregular debris")
-    scattered_per_10k_px2: Range = Field((0.5, 4.0), description="detached particles per 10^4 px^2")
+    network_cells: IntRange = Field((1, 4), description="Voronoi cells of the chain network per 0.1 um^2")
+    chains: IntRange = Field((0, 2), description="open straight or curved chains per 0.1 um^2")
+    arcs: IntRange = Field((0, 3), description="short arcs (< 200 deg) of ring-like particles per 0.1 um^2")
+    elongated_loops: IntRange = Field((0, 1), description="closed loops far from round (aspect > 2) per 0.1 um^2")
+    dense_clusters: IntRange = Field((0, 3), description="compact clusters of adhering particles per 0.1 um^2")
+    big_particles: IntRange = Field((0, 2), description="large bright particles per 0.1 um^2")
+    debris: IntRange = Field((0, 2), description="large bright irregular debris per 0.1 um^2")
+    scattered_per_um2: Range = Field((20.0, 150.0), description="groups of detached particles (singles, pairs, triples) per um^2")
     # support
-    flakes: IntRange = Field((0, 2), description="carbon flakes whose step edges show as bright ridges")
-    pits: IntRange = Field((0, 6), description="dark pits in the support")
-    texture_strength: Range = Field((0.02, 0.08), description="relative amplitude of low-frequency texture")
-    gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across the image")
+    flakes: IntRange = Field((0, 3), description="translucent carbon sheets (150-1000 nm) with layered step edges that "
+                                                 "show as bright ridges and carry their own particles")
+    pits: IntRange = Field((0, 6), description="dark pits in the support per 0.1 um^2")
+    texture_strength: Range = Field((0.02, 0.06), description="relative amplitude of the support texture (features of ~70 and ~350 nm)")
+    gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across a full 1280x960 instrument frame (a crop sees its share)")
     # image formation (Cizmar et al., Scanning 30(5), 2008)
     edge_gain: Range = Field((0.05, 0.35), description="secondary-electron edge brightening factor")
-    psf_sigma_nm: Range = Field((0.8, 1.5), description="Gaussian beam blur (sigma) in nm: the probe size is physical, so in pixels it is psf_sigma_nm / scale_nm_per_px (soft at x200k, crisp at x50k)")
-    dose_e_per_px: Range = Field((25.0, 160.0), description="shot-noise dose; lower is noisier")
+    psf_sigma_nm: Range = Field((0.6, 1.2), description="Gaussian beam blur (sigma) in nm: the probe size is physical, so in pixels it is psf_sigma_nm / scale_nm_per_px (soft at x200k, crisp at x50k)")
+    dose_e_per_px: Range = Field((40.0, 250.0), description="shot-noise dose; lower is noisier")
     shot_noise: Literal["cornish-fisher", "exact"] = Field(
         "cornish-fisher", description="Poisson sampler: exact (numpy) or its 3rd-order Cornish-Fisher quantile "
                                       "(same mean/variance/skew, 5x faster; see render.shot_noise_counts)")
@@ -79,8 +83,23 @@ class SynthParams(BaseModel):
     line_jitter: Range = Field((0.0, 0.03), description="per-scan-line gain jitter, relative")
     line_drift: Range = Field((0.0, 0.05), description="slow gain drift over the frame, relative")
     background_level: Range = Field((25.0, 90.0), description="8-bit grey of the bare support")
-    particle_level: Range = Field((110.0, 215.0), description="8-bit grey of a Pd particle centre")
+    particle_level: Range = Field((100.0, 190.0), description="8-bit grey of a Pd particle centre")
     gamma: Range = Field((0.85, 1.2), description="display gamma")
+    # added with the realism statistics (nanoseg.realism); appended so the earlier draws keep their order
+    chain_width_particles: IntRange = Field((1, 4), description="rows of particles side by side in a chain "
+                                            "(network edges, chains), drawn per chain")
+    ring_width_particles: IntRange = Field((1, 2), description="rows of particles side by side in a ring, per ring")
+    polygon_network_prob: float = Field(0.4, ge=0, le=1, description="share of networks with unstretched polygonal "
+                                        "cells and straight edges (never labelled: rings are round)")
+    sheet_layers: IntRange = Field((1, 3), description="stacked layers of a carbon sheet, each with its own step edge")
+    sheet_particles_per_um2: Range = Field((100.0, 900.0), description="particles lying on a carbon sheet per um^2")
+    thick_flakes_per_um2: Range = Field((0.0, 1.5), description="thick faceted graphite pieces (30-200 nm) with "
+                                        "bright edges per um^2")
+    rosettes_per_um2: Range = Field((0.0, 40.0), description="rosettes of 5-8 touching particles round a dark "
+                                    "centre (smaller than any ring) per um^2")
+    grain_strength: Range = Field((0.02, 0.08), description="relative amplitude of the support's fine grain (~5 nm)")
+    region_contrast: Range = Field((0.0, 0.15), description="relative brightness step between support regions "
+                                   "(patches of ~300-800 nm)")
 
     @field_validator("*", mode="after")
     @classmethod
@@ -112,8 +131,15 @@ SIMPLE_OVERRIDES = dict(
     dense_clusters=(0, 0),
     big_particles=(0, 0),
     debris=(0, 0),
-    scattered_per_10k_px2=(0.0, 0.8),
+    scattered_per_um2=(0.0, 80.0),
     flakes=(0, 0),
+    chain_width_particles=(1, 1),
+    ring_width_particles=(1, 1),
+    polygon_network_prob=0.0,
+    thick_flakes_per_um2=(0.0, 0.0),
+    rosettes_per_um2=(0.0, 0.0),
+    grain_strength=(0.0, 0.02),
+    region_contrast=(0.0, 0.0),
     pits=(0, 0),
     texture_strength=(0.0, 0.02),
     gradient_strength=(0.0, 0.05),

@@ -19,6 +19,7 @@ from .scene import Scene
 
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
 MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
+INSTRUMENT_FRAME_PX = (960, 1280)  # a full SEM frame (Hitachi SU8000 images of the source dataset)
 EXACT_SHOT_NOISE_BELOW = 4.0  # expected counts under which the fast sampler defers to exact sampling
 
 
@@ -62,16 +63,46 @@ def low_frequency_noise(shape, cells: int, rng: np.random.Generator) -> np.ndarr
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def texture_field(shape, rng: np.random.Generator) -> np.ndarray:
-    """Support texture: 0.7 x noise with ~4 features across plus 0.3 x noise with ~16, unit-ish std.
+def smooth_field(shape, feature_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Smooth zero-mean, unit-variance random field whose features are about ``feature_px`` apart.
 
-    Both grids are combined at the finer grid's size, so only one full-size resize is paid.
+    Features smaller than the frame: a random grid at that spacing, resized (bicubic). Larger
+    ones (a x200k frame sees only part of a 500 nm patch): Gaussian bumps on a grid of that
+    spacing that reaches beyond the frame, summed as two small matrix products and normalised
+    to unit variance at every pixel, so the field does not shrink to the frame.
     """
     h, w = shape
-    fine = low_frequency_noise((max(3, int(round(16 * h / max(h, w)))) + 1,
-                                max(3, int(round(16 * w / max(h, w)))) + 1), 4, rng)
-    fine = 0.7 * fine + 0.3 * low_frequency_noise(fine.shape, 16, rng)
-    return cv2.resize(fine, (w, h), interpolation=cv2.INTER_CUBIC)
+    if 3 * feature_px < max(h, w):
+        return low_frequency_noise(shape, max(2, int(round(max(h, w) / feature_px))), rng)
+    gy = np.arange(-1, math.ceil(h / feature_px) + 2) * feature_px + rng.uniform(0, feature_px)
+    gx = np.arange(-1, math.ceil(w / feature_px) + 2) * feature_px + rng.uniform(0, feature_px)
+    sig = 0.6 * feature_px
+    ay = np.exp(-((np.arange(h)[:, None] - gy[None, :]) ** 2) / (2 * sig * sig)).astype(np.float32)
+    ax = np.exp(-((np.arange(w)[:, None] - gx[None, :]) ** 2) / (2 * sig * sig)).astype(np.float32)
+    grid = rng.standard_normal((len(gy), len(gx))).astype(np.float32)
+    out = ay @ grid @ ax.T
+    out /= np.sqrt((ay * ay).sum(axis=1))[:, None] * np.sqrt((ax * ax).sum(axis=1))[None, :]
+    return out
+
+
+def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative brightness of the support, physical in nm so it looks alike at every magnification.
+
+    ``texture_strength`` x (0.7 features of ~350 nm + 0.3 of ~70 nm), ``grain_strength`` x the
+    carbon's fine grain (~5 nm), and ``region_contrast`` x regions of ~600 nm with soft borders
+    (a tanh of a smooth field: plateaus of different brightness, as neighbouring patches of the
+    support differ in real micrographs). Returns 1 + their sum.
+    """
+    s = d.scale_nm_per_px
+    tex = smooth_field(shape, 350 / s, rng)
+    tex *= np.float32(0.7 * d.texture_strength)
+    tex += np.float32(0.3 * d.texture_strength) * smooth_field(shape, 70 / s, rng)
+    if d.grain_strength > 0:
+        tex += np.float32(d.grain_strength) * smooth_field(shape, max(2.0, 5 / s), rng)
+    if d.region_contrast > 0:
+        tex += np.float32(d.region_contrast / 2) * np.tanh(3 * smooth_field(shape, 600 / s, rng))
+    tex += 1
+    return tex
 
 
 def smooth_glow(metal: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -144,7 +175,7 @@ def scene_surface(scene: Scene, rng: np.random.Generator):
         soft = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 0.7)
         support_h += soft * height_px
         yld *= 1.0 + gain * soft
-    for poly, height_px, yl in scene.debris:
+    for poly, height_px, yl, lumps in scene.debris:
         # work in the debris' bounding box only
         x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
         x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, [w, h])
@@ -155,9 +186,12 @@ def scene_surface(scene: Scene, rng: np.random.Generator):
         if not m.any():
             continue
         d = cv2.distanceTransform(m, cv2.DIST_L2, 3)
-        bump = np.sqrt(np.minimum(d, height_px) * height_px)  # rounded cap, flat top
-        lumpy = 1.0 + 0.3 * low_frequency_noise(m.shape, max(2, round(24 * max(m.shape) / max(h, w))), rng)
-        support_h[y0:y1, x0:x1] += bump * lumpy * (m > 0)
+        if lumps > 0:  # debris: rounded cap, flat top, lumpy
+            bump = np.sqrt(np.minimum(d, height_px) * height_px)
+            bump *= 1.0 + lumps * low_frequency_noise(m.shape, max(2, round(24 * max(m.shape) / max(h, w))), rng)
+        else:          # faceted flake: a steep 3 px bevel to a flat top
+            bump = np.minimum(d, 3.0) * np.float32(height_px / 3.0)
+        support_h[y0:y1, x0:x1] += bump * (m > 0)
         yld[y0:y1, x0:x1][m > 0] = yl
     height = np.zeros((h, w), np.float32)
     _stamp_spheres(height, yld, scene.particles)
@@ -187,14 +221,13 @@ def render_micrograph(scene: Scene, d: DrawnParams, rng: np.random.Generator) ->
     glow *= np.float32(d.halo_strength)
     signal += glow
     # support texture and a light-to-dark ramp (a sum of a row and a column vector)
-    texture = texture_field((h, w), rng)
-    texture *= np.float32(d.texture_strength)
-    texture += 1
-    signal *= texture
+    signal *= support_texture((h, w), d, rng)
     ang = rng.uniform(0, 2 * np.pi)
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
-    k = d.gradient_strength / (0.5 * math.hypot(h, w))
+    # the ramp is the detector's, across the instrument's whole frame (INSTRUMENT_FRAME_PX): a
+    # crop sees its share of it
+    k = d.gradient_strength / (0.5 * math.hypot(*INSTRUMENT_FRAME_PX))
     signal *= (xs - w / 2) * np.float32(k * math.cos(ang)) + (1 + (ys - h / 2) * np.float32(k * math.sin(ang)))
     for px, py, pr, depth in scene.pits:
         # a Gaussian dip, evaluated only where it matters (4 sigma)

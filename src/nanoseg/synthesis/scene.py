@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 
 from .. import labelme
-from .draw import DrawnParams
+from .draw import REFERENCE_FIELD_UM2, DrawnParams
 RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
 MIN_PARTICLE_SHARE = 0.5     # of a ring band's angular extent that particles must actually cover
 
 # particle kinds (stored in the meta file)
-KINDS = ("ring", "network", "chain", "arc", "loop", "cluster", "scattered", "big")
+KINDS = ("ring", "network", "chain", "arc", "loop", "cluster", "scattered", "big", "rosette", "sheet")
 
 
 @dataclass
@@ -33,8 +33,8 @@ class Scene:
     particles: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
     rings: list = field(default_factory=list)      # dicts, see ring_band
     negatives: list = field(default_factory=list)  # dicts: type and geometry
-    debris: list = field(default_factory=list)     # (polygon Nx2, height_px, yield)
-    flakes: list = field(default_factory=list)     # (polygon Nx2, height_px, yield_gain)
+    debris: list = field(default_factory=list)     # (polygon Nx2, height_px, yield, lumpiness); 0: faceted flake
+    flakes: list = field(default_factory=list)     # sheet layers: (polygon Nx2, height_px, yield_gain)
     pits: list = field(default_factory=list)       # (x, y, radius_px, depth)
     labelme_shapes: list = field(default_factory=list)
 
@@ -42,7 +42,8 @@ class Scene:
 # ------------------------------------------------------------------ curves
 
 def particles_along_many(curves, closed: bool, r_mean: float, rng, *, cluster_size: tuple[int, int],
-                         cluster_gap: float, size_spread: float, width_jitter: float, radial_jitter: float = 0.0):
+                         cluster_gap: float, size_spread: float, width_jitter: float, radial_jitter: float = 0.0,
+                         rows=1):
     """Clusters of touching particles along several polylines at once, with gaps between clusters.
 
     Returns an (M, 3) array of x, y, radius and the (M,) index of the curve each
@@ -50,8 +51,10 @@ def particles_along_many(curves, closed: bool, r_mean: float, rng, *, cluster_si
     particles per cluster; ``cluster_gap``: mean gap between clusters, in particle
     diameters; ``size_spread``: relative std of the radius; ``width_jitter``: sideways
     scatter about the line, in radii; ``radial_jitter``: sideways offset of whole
-    clusters, in mean radii. Particles in real micrographs sit on lines in clumps of
-    2-6, not as evenly spaced beads. All curves share one set of random draws and one
+    clusters, in mean radii; ``rows``: particles side by side across the line (an int, or
+    one per curve): a chain 1-4 particles wide packs its clusters in a zig-zag of touching
+    particles. Particles in real micrographs sit on lines in clumps of 2-6 (per row), not
+    as evenly spaced beads. All curves share one set of random draws and one
     cumulative sum of particle-to-particle and cluster-to-cluster steps, which
     restarts at each curve: a network of 30 edges costs about what one edge costs.
     """
@@ -72,18 +75,26 @@ def particles_along_many(curves, closed: bool, r_mean: float, rng, *, cluster_si
     gap_px = cluster_gap * 2 * r_mean
     per_cluster = r_mean * (1.75 * (lo + hi) / 2 + 1) + gap_px  # mean arc length a cluster uses
     n_clu = (length / max(per_cluster, 0.5) * 1.3).astype(np.int64) + 3
-    sizes = rng.integers(lo, hi + 1, int(n_clu.sum()))
+    rows_c = np.broadcast_to(np.asarray(rows, np.int64), (n_curves,))
+    # each cluster is 1..rows of its chain wide: chains of touching clumps, not rigid bands
+    rows_k = np.ones(int(n_clu.sum()), np.int64) if (rows_c == 1).all() else \
+        np.floor(rng.uniform(0, 1, int(n_clu.sum())) * np.repeat(rows_c, n_clu)).astype(np.int64) + 1
+    sizes = rng.integers(lo, hi + 1, int(n_clu.sum())) * rows_k
     n = int(sizes.sum())
     r = r_mean * np.maximum(0.45, 1.0 + size_spread * rng.standard_normal(n))
     within = rng.uniform(0.75, 1.0, n)
     gaps = rng.uniform(0.5, 1.5, len(sizes)) * gap_px
     offs = rng.normal(0.0, radial_jitter * r_mean, len(sizes)) if radial_jitter > 0 else np.zeros(len(sizes))
     side = rng.uniform(-1, 1, n) * width_jitter * r
+    clu_rows = np.repeat(rows_k, sizes)                               # rows of each particle's cluster
     lead = rng.uniform(0, gap_px + r_mean, n_curves)
     clu_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])         # first particle of each cluster
     curve_first = clu_start[np.concatenate([[0], np.cumsum(n_clu)[:-1]])]
     step = np.empty(n)
-    step[1:] = (r[:-1] + r[1:]) * within[1:]
+    step[1:] = (r[:-1] + r[1:]) * within[1:] / clu_rows[1:]
+    if (rows_k > 1).any():  # rows side by side: a random row within its cluster sets the offset
+        row = np.floor(rng.uniform(0, 1, n) * clu_rows)
+        side += (row - (clu_rows - 1) / 2) * 1.75 * r_mean
     step[clu_start[1:]] = r[clu_start[1:] - 1] + r_mean + gaps[:-1]  # jump to the next cluster
     step[curve_first] = lead
     cum = np.cumsum(step)
@@ -267,17 +278,22 @@ class Layout:
         self.chunks: list[np.ndarray] = []   # (M, 6): x, y, r, kind, structure_id, yield
         self.dist: np.ndarray | None = None  # px to the nearest ring band, set by ``fix_ring_bands``
 
-    def count(self, per_reference_frame: float) -> int:
-        """A per-321x321 count scaled to this frame's area."""
-        return max(0, int(round(per_reference_frame * self.d.area_units)))
+    def count(self, per_reference_field: float) -> int:
+        """A per-0.1 um^2 count scaled to this frame's field (hard negatives are physical densities)."""
+        return max(0, int(round(per_reference_field * self.d.field_units)))
 
-    def particles(self, curves, closed: bool, radial_jitter: float = 0.0, cluster_gap: float | None = None):
-        """Clusters of particles along ``curves`` with this image's cluster sizes, gaps and scatter."""
+    def particles(self, curves, closed: bool, radial_jitter: float = 0.0, cluster_gap: float | None = None,
+                  rows=None):
+        """Clusters of particles along ``curves`` with this image's cluster sizes, gaps and scatter;
+        ``rows`` (default: drawn per curve from ``chain_width_particles``) particles side by side."""
         d = self.d
+        if rows is None:
+            lo, hi = d.chain_width_range
+            rows = self.rng.integers(lo, hi + 1, len(curves))
         return particles_along_many(curves, closed, self.r_mean, self.rng, cluster_size=d.cluster_size_range,
                                     cluster_gap=d.cluster_gap if cluster_gap is None else cluster_gap,
                                     size_spread=d.particle_size_spread, width_jitter=d.line_width_jitter,
-                                    radial_jitter=radial_jitter)
+                                    radial_jitter=radial_jitter, rows=rows)
 
     def fix_ring_bands(self) -> None:
         self.dist = cv2.distanceTransform((self.mask == 0).astype(np.uint8), cv2.DIST_L2, 3) if self.mask.any() \
@@ -341,7 +357,10 @@ def place_rings(lay: Layout) -> list[tuple[float, float, float, float]]:
         specs.append((cx, cy, radius, irr))
         return True
 
-    n_rings = max(1 if d.rings_per_image > 0 else 0, int(round(d.rings_per_image * d.area_units)))
+    # per 321x321 crop, and fewer when the crop covers less than 0.1 um^2 (x200k): rings are
+    # physical objects too, though enriched over real micrographs; at least one per image
+    n_rings = max(1 if d.rings_per_image > 0 else 0,
+                  int(round(d.rings_per_image * min(d.area_units, d.field_units))))
     for _ in range(n_rings):
         for _try in range(30):
             R = float(np.exp(rng.uniform(math.log(lo), math.log(max(hi, lo + 1e-3)))))
@@ -369,7 +388,8 @@ def add_rings(lay: Layout) -> None:
     for cx, cy, R, irr in sorted(place_rings(lay), key=lambda s: -s[2]):
         fill_px = min(2 * lay.r_mean * (gap * 1.5 + 1) + 4, max(4 * lay.r_mean, math.pi * R / 3))
         curve = ring_curve(cx, cy, R, irr, lay.rng)
-        parts = lay.particles([curve], True, radial_jitter=d.ring_radial_jitter, cluster_gap=gap)[0]
+        rows = int(lay.rng.integers(1, d.ring_width_particles + 1))
+        parts = lay.particles([curve], True, radial_jitter=d.ring_radial_jitter, cluster_gap=gap, rows=rows)[0]
         parts = _cut_gaps(parts, cx, cy, R, d.ring_coverage, fill_px, lay.rng)
         if len(parts) < 4:
             continue
@@ -421,18 +441,23 @@ def _record_ring(lay: Layout, cx, cy, irr, parts: np.ndarray, band: dict) -> Non
 
 def add_network(lay: Layout) -> None:
     """Voronoi cells in a stretched frame: elongated, irregular cells with a preferred line
-    direction, as in real micrographs; round cells would be unlabelled rings."""
+    direction, as in real micrographs; or (``polygon_network_prob``) unstretched polygonal cells
+    with straight edges, whose corners tell them from the (round) rings. Never labelled."""
     d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
     if not rng.uniform() < d.network_prob:
         return
     diag = math.hypot(h, w)
-    n_cells = max(2, int(round(d.network_cells * d.area_units)))
-    stretch = rng.uniform(2.2, 4.0)
+    polygonal = rng.uniform() < d.polygon_network_prob
+    stretch = rng.uniform(1.0, 1.4) if polygonal else rng.uniform(2.2, 4.0)
+    bow = 0.03 if polygonal else 0.12
     theta = rng.uniform(0, np.pi)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     span = 0.75 * diag
-    seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_cells * 4 + 4),
-                             rng.uniform(-span, span, n_cells * 4 + 4)])
+    # seeds at network_cells per 0.1 um^2 over the (2 span)^2 px the seeds cover in the frame
+    per_px2 = d.network_cells * d.scale_nm_per_px**2 / (REFERENCE_FIELD_UM2 * 1e6)
+    n_seeds = max(5, int(round(per_px2 * 4 * span * span)))  # a few edges cross even a x200k frame
+    seeds = np.column_stack([rng.uniform(-span * stretch, span * stretch, n_seeds),
+                             rng.uniform(-span, span, n_seeds)])
     p, q = voronoi_edges(seeds)
     to_frame = np.array([[1.0 / stretch, 0.0], [0.0, 1.0]]) @ rot.T
     p, q = p @ to_frame + [w / 2, h / 2], q @ to_frame + [w / 2, h / 2]
@@ -441,7 +466,7 @@ def add_network(lay: Layout) -> None:
     p, q, seg_len = p[ok], q[ok], seg_len[ok]
     # each edge bows sideways: a quadratic Bezier through a jittered midpoint
     perp = np.column_stack([-(q - p)[:, 1], (q - p)[:, 0]]) / seg_len[:, None]
-    mid = (p + q) / 2 + rng.normal(0, 0.12 * seg_len)[:, None] * perp
+    mid = (p + q) / 2 + rng.normal(0, bow * seg_len)[:, None] * perp
     n_pts = np.maximum(8, (seg_len / 2).astype(np.int64))
     e = np.repeat(np.arange(len(p)), n_pts)
     first = np.cumsum(n_pts) - n_pts
@@ -516,7 +541,7 @@ def add_dense_clusters(lay: Layout) -> None:
 def add_scattered(lay: Layout) -> None:
     """Detached particles: singles, pairs and triples in a line."""
     d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
-    n_scatter = int(rng.poisson(d.scattered_per_10k_px2 * h * w / 1e4))
+    n_scatter = int(rng.poisson(d.scattered_per_um2 * d.field_um2))
     if not n_scatter:
         return
     xy = rng.uniform(0, 1, (n_scatter, 2)) * [w, h]
@@ -551,29 +576,90 @@ def add_debris(lay: Layout) -> None:
         if lay.dist[yi, xi] <= size * 1.6 + 2:
             continue
         poly = ring_curve(cx, cy, size, 0.35, rng, n=24, aspect=rng.uniform(1, 2.5), angle=rng.uniform(0, np.pi))
-        lay.scene.debris.append((poly, size * rng.uniform(0.3, 0.6), rng.uniform(0.8, 1.15)))
+        lay.scene.debris.append((poly, size * rng.uniform(0.3, 0.6), rng.uniform(0.8, 1.15), 0.3))
         lay.scene.negatives.append({"type": "debris", "cx": cx, "cy": cy, "size_px": size})
 
 
 def add_flakes(lay: Layout) -> None:
-    """Carbon flakes: large polygons whose edge crosses the frame; the step shows as a bright ridge."""
-    rng, h, w = lay.rng, lay.h, lay.w
-    diag = math.hypot(h, w)
-    for _ in range(lay.d.flakes):
-        cx, cy = rng.uniform(-0.3 * w, 1.3 * w), rng.uniform(-0.3 * h, 1.3 * h)
-        size = rng.uniform(0.3, 0.8) * diag
-        n_vert = int(rng.integers(4, 7))
+    """Translucent carbon sheets (150-1000 nm across) lying on the support: 1-3 stacked layers,
+    each a slightly smaller, shifted copy of the one below with its own step edge (a bright
+    ridge) and a little more SE yield; the top layer carries its own scattered particles."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
+    s = d.scale_nm_per_px
+    for _ in range(d.flakes):
+        size = rng.uniform(150, 1000) / s                       # px
+        cx, cy = rng.uniform(-0.5 * size, w + 0.5 * size), rng.uniform(-0.5 * size, h + 0.5 * size)
+        n_vert = int(rng.integers(4, 8))
         ang = np.sort(rng.uniform(0, 2 * np.pi, n_vert))
         rad = size * rng.uniform(0.5, 1.0, n_vert)
         poly = np.column_stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)])
-        lay.scene.flakes.append((poly, rng.uniform(1.5, 4.0), rng.uniform(0.05, 0.35)))
-        lay.scene.negatives.append({"type": "flake_edge"})
+        for layer in range(int(rng.integers(1, d.sheet_layers + 1))):
+            if layer:
+                shrink = rng.uniform(0.7, 0.95)
+                shift = rng.normal(0, 0.08 * size, 2)
+                poly = (poly - [cx, cy]) * shrink + [cx, cy] + shift
+            lay.scene.flakes.append((poly, rng.uniform(1.5, 4.0), rng.uniform(0.03, 0.2)))
+        lay.scene.negatives.append({"type": "sheet", "cx": float(cx), "cy": float(cy), "size_px": float(size)})
+        # its own particles: singles and small groups inside the top layer
+        inside = _points_in_polygon(poly, rng.uniform(0, 1, (int(rng.poisson(
+            d.sheet_particles_per_um2 * d.field_um2)), 2)) * [w, h], (h, w))
+        if len(inside):
+            r = lay.r_mean * np.maximum(0.5, 1 + d.particle_size_spread * rng.standard_normal(len(inside)))
+            lay.keep_clear(np.column_stack([inside, r]), "sheet")
+
+
+def _points_in_polygon(poly: np.ndarray, pts: np.ndarray, shape_hw) -> np.ndarray:
+    """The rows of ``pts`` (x, y, inside the frame) that fall inside the polygon."""
+    if not len(pts):
+        return pts
+    m = np.zeros(shape_hw, np.uint8)
+    cv2.fillPoly(m, [np.round(poly * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
+    xi = np.clip(pts[:, 0].astype(np.int64), 0, shape_hw[1] - 1)
+    yi = np.clip(pts[:, 1].astype(np.int64), 0, shape_hw[0] - 1)
+    return pts[m[yi, xi] > 0]
+
+
+def add_thick_flakes(lay: Layout) -> None:
+    """Thick faceted graphite pieces (30-200 nm): a convex polygon of 5-8 straight sides with a
+    flat top and a steep bevel, so the edges show bright (SE edge effect)."""
+    d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
+    for _ in range(int(rng.poisson(d.thick_flakes_per_um2 * d.field_um2))):
+        size = rng.uniform(30, 200) / d.scale_nm_per_px / 2
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        xi, yi = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
+        if lay.dist[yi, xi] <= size * 1.3 + 2:
+            continue
+        n_vert = int(rng.integers(5, 9))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n_vert))
+        rad = size * rng.uniform(0.6, 1.0, n_vert)
+        aspect = rng.uniform(1.0, 2.0)
+        a = rng.uniform(0, np.pi)
+        x, y = rad * np.cos(ang), rad * np.sin(ang) / aspect
+        poly = np.column_stack([cx + math.cos(a) * x - math.sin(a) * y, cy + math.sin(a) * x + math.cos(a) * y])
+        # (polygon, bevel height px, yield, lumpiness): flat, brighter than the support, darker than metal
+        lay.scene.debris.append((poly, max(2.0, size * rng.uniform(0.15, 0.3)), rng.uniform(0.45, 0.75), 0.0))
+        lay.scene.negatives.append({"type": "thick_flake", "cx": cx, "cy": cy, "size_px": size})
+
+
+def add_rosettes(lay: Layout) -> None:
+    """Rosettes: 5-8 touching particles round a dark centre about one particle wide. Smaller than
+    any labelled ring (whose radius is at least 4 particle radii), so never labelled."""
+    d, rng = lay.d, lay.rng
+    for _ in range(int(rng.poisson(d.rosettes_per_um2 * d.field_um2))):
+        n = int(rng.integers(5, 9))
+        rho = lay.r_mean / math.sin(math.pi / n) * rng.uniform(0.95, 1.1)
+        cx, cy = rng.uniform(0, lay.w), rng.uniform(0, lay.h)
+        th = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(n) / n + rng.normal(0, 0.08, n)
+        r = lay.r_mean * np.maximum(0.6, 1 + 0.5 * d.particle_size_spread * rng.standard_normal(n))
+        arr = np.column_stack([cx + rho * np.cos(th), cy + rho * np.sin(th), r])
+        if lay.keep_clear(arr, "rosette").any():
+            lay.scene.negatives.append({"type": "rosette", "cx": float(cx), "cy": float(cy), "n": n})
 
 
 def add_pits(lay: Layout) -> None:
-    """Dark pits in the support (Gaussian dips, 1-5 particle radii wide)."""
+    """Dark pits in the support (Gaussian dips, 1-5 particle radii wide), per 0.1 um^2."""
     rng = lay.rng
-    for _ in range(lay.d.pits):
+    for _ in range(lay.count(lay.d.pits)):
         lay.scene.pits.append((rng.uniform(0, lay.w), rng.uniform(0, lay.h), rng.uniform(2, 10) * lay.r_mean / 2,
                                rng.uniform(0.1, 0.35)))
 
@@ -590,6 +676,8 @@ NEGATIVES = {
     "debris": add_debris,
     "flakes": add_flakes,
     "pits": add_pits,
+    "thick_flakes": add_thick_flakes,
+    "rosettes": add_rosettes,
 }
 
 
