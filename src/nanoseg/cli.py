@@ -416,7 +416,8 @@ def _scales(scale_nm_per_px, scale_csv):
 
 @cli.command()
 @click.option("--real", "real_paths", required=True, multiple=True, type=click.Path(),
-              help="real micrographs (files or folders; repeat the flag)")
+              help="real micrographs (files or folders): --real A B C or --real A --real B")
+@click.argument("more_real", nargs=-1, type=click.Path())
 @click.option("--synth", "synth_dir", required=True, type=click.Path(), help="synthetic dataset folder")
 @click.option("--scale-nm-per-px", "scale_nm_per_px", type=float, multiple=True,
               help="pixel size of the real micrographs: once for all, or once per file in order")
@@ -424,9 +425,11 @@ def _scales(scale_nm_per_px, scale_csv):
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut from the real micrographs, or 'auto'")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the full comparison here")
 @click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the distributions side by side")
-def realism(real_paths, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, json_out, figure):
+def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, json_out, figure):
     """How close synthetic micrographs are to real ones: statistics, ratios and one distance."""
     from .realism.report import realism_report
+
+    real_paths = list(real_paths) + list(more_real)
 
     scales, table = _scales(scale_nm_per_px, scale_csv)
     cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
@@ -478,6 +481,8 @@ def calibrate(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, confi
                f"{r['distance_after']:.3f} calibrated -> {out}")
     if json_out:
         from .io import atomic_write_text
+
+        import json
 
         keep = {k: r[k] for k in ("distance_before", "distance_after", "history", "units", "preset")}
         keep["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in r["overrides"].items()}

@@ -58,7 +58,7 @@ KNOBS = [
     Knob("dose_e_per_px", "noise_rel", "mul", -2.0, (2.0, 20000.0)),
     Knob("detector_noise", "noise_rel", "mul", -1.0, (0.0, 0.3)),
     Knob("texture_strength", "texture_power", "mul", 0.5, (0.0, 0.6)),
-    Knob("scattered_per_10k_px2", "density_per_um2", "mul", 1.0, (0.0, 60.0)),
+    Knob("scattered_per_um2", "density_per_um2", "mul", 1.0, (0.0, 6000.0)),
     Knob("network_cells", "density_per_um2", "mul", 1.0, (1, 60)),
     Knob("chains", "density_per_um2", "mul", 1.0, (0, 40)),
     Knob("line_width_jitter", "chain_width_nm", "mul", 2.0, (0.0, 4.0)),
