@@ -29,10 +29,10 @@ POSITIVE = {"scale_nm_per_px", "particle_diameter_nm", "psf_sigma_nm", "dose_e_p
             "scan_blur_px", "halo_sigma_px", "ring_radius_px", "cluster_size"}
 
 
-#: most objects of one kind per image (``[lo, hi]`` integer ranges) and most scattered particles per
-#: 10^4 px^2: beyond these an image would take minutes or gigabytes, never what a user meant
+#: most objects of one kind per image or 0.1 um^2 (``[lo, hi]`` integer ranges) and most particles
+#: per um^2 of a density: beyond these an image would take minutes or gigabytes, never what a user meant
 MAX_COUNT = 200
-MAX_SCATTER_PER_10K_PX2 = 100.0
+MAX_PER_UM2 = 10000.0
 
 
 class SynthParams(BaseModel):
@@ -114,8 +114,8 @@ class SynthParams(BaseModel):
                 raise ValueError(f"range [{lo}, {hi}] must lie above zero")
             if isinstance(hi, int) and not isinstance(hi, bool) and hi > MAX_COUNT:
                 raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_COUNT} per image")
-            if info.field_name == "scattered_per_10k_px2" and hi > MAX_SCATTER_PER_10K_PX2:
-                raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_SCATTER_PER_10K_PX2}")
+            if info.field_name.endswith("_per_um2") and hi > MAX_PER_UM2:
+                raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_PER_UM2:g} per um^2")
         return v
 
 
