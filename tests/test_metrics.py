@@ -64,3 +64,19 @@ def test_dice_loss_matches_paddleseg_definition():
     perfect = torch.tensor([[[[50.0, -50.0]], [[-50.0, 50.0]]]])
     assert float(dice_loss(perfect, torch.tensor([[[0, 1]]]))) < 0.2  # smooth=1 keeps it above 0
     assert float(ce_loss(perfect, torch.tensor([[[0, 1]]]))) < 1e-6
+
+
+def test_device_areas_of_a_batch_equal_the_numpy_areas_image_by_image():
+    from nanoseg.evaluation.metrics import calculate_area_torch
+
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 3, (3, 17, 23)).astype(np.uint8)
+    label[rng.random(label.shape) < 0.2] = 255           # ignored pixels
+    pred = rng.integers(0, 3, label.shape)
+    want = np.sum([np.stack(calculate_area(p, lab, 3)) for p, lab in zip(pred, label)], axis=0)
+    got = calculate_area_torch(torch.from_numpy(pred), torch.from_numpy(label), 3)
+    assert got.dtype == torch.int64 and got.tolist() == want.tolist()
+    # a label outside the classes counts in the prediction area only, as in PaddleSeg
+    i, p, lab = calculate_area(np.array([0, 1]), np.array([2, 1]), 2)
+    t = calculate_area_torch(torch.tensor([0, 1]), torch.tensor([2, 1]), 2)
+    assert t.tolist() == [i.tolist(), p.tolist(), lab.tolist()]

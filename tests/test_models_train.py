@@ -56,21 +56,92 @@ def _cfg(data, **kw):
 
 def test_resume_reproduces_the_uninterrupted_run(tiny_sd, tmp_path):
     full = tmp_path / "full"
-    train(_cfg(tiny_sd), full, progress=False)
+    train(_cfg(tiny_sd, num_workers=0), full, progress=False)
     part = tmp_path / "part"
-    train(_cfg(tiny_sd, save_every=2), part, progress=False, stop_after=3)   # "killed" after iteration 3
+    # "killed" after iteration 3, then resumed; the resumed half builds its batches in a worker process
+    train(_cfg(tiny_sd, save_every=2, num_workers=0), part, progress=False, stop_after=3)
     assert json.loads((part / "metrics.jsonl").read_text().splitlines()[-1])["iteration"] == 2
-    train(_cfg(tiny_sd, save_every=2), part, resume=True, progress=False)
+    train(_cfg(tiny_sd, save_every=2, num_workers=1), part, resume=True, progress=False)
     a = torch.load(full / "last.pt", weights_only=False)
     b = torch.load(part / "last.pt", weights_only=False)
     for k in a["model_state"]:
         assert torch.allclose(a["model_state"][k].float(), b["model_state"][k].float(), atol=1e-6), k
+    assert tuple(a["data_pos"]) == tuple(b["data_pos"])
     ma, mb = read_metrics(full / "metrics.jsonl"), read_metrics(part / "metrics.jsonl")
     assert [r["iteration"] for r in mb] == [2, 4, 6]
     for ra, rb in zip(ma, mb):
         assert ra["miou"] == pytest.approx(rb["miou"], abs=1e-9)
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-6)   # the running loss survives the restart
     for f in ("config.yaml", "metrics.jsonl", "best.pt", "last.pt", "curve.png"):
         assert (part / f).exists(), f
+
+
+def test_worker_count_does_not_change_the_run(tiny_sd, tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        train(_cfg(tiny_sd, iters=4, num_workers=workers), tmp_path / f"w{workers}", progress=False)
+        runs[workers] = (read_metrics(tmp_path / f"w{workers}" / "metrics.jsonl"),
+                         torch.load(tmp_path / f"w{workers}" / "last.pt", weights_only=False)["model_state"])
+    (m0, s0), (m2, s2) = runs[0], runs[2]
+    assert [r["iteration"] for r in m0] == [2, 4]
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in m0]
+    assert strip == [{k: v for k, v in r.items() if k != "time_s"} for r in m2]   # identical metrics
+    assert all(torch.equal(s0[k], s2[k]) for k in s0)                              # identical weights
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "w2" / "config.yaml").read_text())["run"]["num_workers"] == 2
+
+
+def test_batches_resume_mid_epoch_where_the_stream_left_off():
+    from nanoseg.data.loader import EpochBatchSampler
+
+    whole = EpochBatchSampler(10, 3, seed=5)
+    stream = iter(whole)
+    first = [next(stream) for _ in range(7)]          # 3 batches per epoch: into epoch 2
+    assert [b[0][0] for b in first] == [0, 0, 0, 1, 1, 1, 2]
+    assert whole.position(4) == (1, 1)
+    later = iter(EpochBatchSampler(10, 3, seed=5, start=whole.position(4)))
+    assert [next(later) for _ in range(3)] == first[4:]
+    # a rank takes its share of every batch
+    b = next(iter(EpochBatchSampler(10, 4, seed=5)))
+    halves = [next(iter(EpochBatchSampler(10, 4, seed=5, rank=r, world=2))) for r in (0, 1)]
+    assert halves == [b[0::2], b[1::2]]
+
+
+def test_batched_evaluation_on_the_device_matches_image_by_image(tiny_sd, tiny_simple):
+    from nanoseg.data.dataset import load_arrays
+    from nanoseg.evaluation.evaluate import evaluate_model
+    from nanoseg.evaluation.metrics import AreaAccumulator
+    from nanoseg.inference.sliding import predict_mask
+
+    torch.manual_seed(0)
+    model = build_model("unet-small").eval()
+    _, images, masks = load_arrays(tiny_sd)
+    _, more_images, more_masks = load_arrays(tiny_simple)          # a second image size in the same set
+    images, masks = images + more_images, masks + more_masks
+    acc = AreaAccumulator(2)
+    for img, mask in zip(images, masks):
+        acc.update(predict_mask(model, img, tile_px=256), mask)
+    want = acc.compute()
+    preds: list = []
+    got = evaluate_model(model, images, masks, tile_px=256, progress=False, batch_size=3, predictions=preds)
+    assert got["n_images"] == want["n_images"] == len(images) == len(preds)
+    assert [p.shape for p in preds] == [m.shape for m in masks]
+    # a batched convolution may round differently from a single-image one: an argmax tie in a
+    # pixel or two at most, nothing like a mismatched image
+    assert got["miou"] == pytest.approx(want["miou"], abs=1e-4)
+    assert got["acc"] == pytest.approx(want["acc"], abs=1e-4)
+    # images larger than the tile still go through the sliding window, one by one
+    tiled = evaluate_model(model, images, masks, tile_px=64, progress=False)
+    assert tiled["n_images"] == len(images)
+
+
+def test_divergence_stops_the_run_with_its_iteration(tiny_sd, tmp_path):
+    with pytest.raises(NanosegError, match="diverged at iteration [1-4] "):
+        train(_cfg(tiny_sd, iters=4, lr=1e12, loss="ce", num_workers=0), tmp_path / "r", progress=False)
+    # no non-finite loss reached the log
+    rows = read_metrics(tmp_path / "r" / "metrics.jsonl")
+    assert all(np.isfinite(r["loss"]) for r in rows)
 
 
 def test_adamw_option_trains(tiny_sd, tmp_path):

@@ -236,18 +236,22 @@ def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite)
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 @click.option("--encoder-weights", type=click.Path(), default=None, help="local state dict for the encoder")
 @click.option("--no-augment", is_flag=True, default=False)
+@click.option("--num-workers", type=int, default=None,
+              help="data loader processes (default: from the core count; 0: none)")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training forward")
 @click.option("--config", type=click.Path(), help="YAML of training settings (flags win)")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run folder")
 @click.option("--resume", is_flag=True, help="continue a killed run from RUN/last.pt")
 def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_every, seed, device,
-          encoder_weights, no_augment, config, out, resume):
+          encoder_weights, no_augment, num_workers, compile_, config, out, resume):
     """Train a segmentation model with the paper's protocol (SGD, poly lr, Dice loss)."""
     from .training.config import load_train_config
     from .training.train import train as do_train
 
     overrides = dict(train=train_dir, val=val_dir, model=model, iters=iters, batch_size=batch_size, lr=lr,
                      loss=loss, crop=crop, eval_every=eval_every, seed=seed, device=device,
-                     encoder_weights=encoder_weights, augment=False if no_augment else None)
+                     encoder_weights=encoder_weights, augment=False if no_augment else None,
+                     num_workers=num_workers, compile=compile_)
     if resume and not config and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
     cfg = load_train_config(config, overrides)

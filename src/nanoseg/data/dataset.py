@@ -83,9 +83,11 @@ def load_arrays(folder: str | Path):
 class SegmentationDataset:
     """Images and masks held in memory; optional joint transform and random crop.
 
-    A map-style dataset usable by ``torch.utils.data.DataLoader``. Random choices
-    come from a generator seeded by (``seed``, epoch, index) so a resumed run sees
-    the same samples as an uninterrupted one.
+    A map-style dataset usable by ``torch.utils.data.DataLoader``, indexed by a
+    sample index (at ``self.epoch``) or by an ``(epoch, index)`` key, as the
+    training loader's sampler gives them (``nanoseg.data.loader``). Random choices
+    come from a generator seeded by (``seed``, epoch, index), so a resumed run sees
+    the same samples as an uninterrupted one whichever process builds them.
     """
 
     def __init__(self, folder: str | Path, transform=None, crop_px: int | None = None, seed: int = 0):
@@ -99,11 +101,12 @@ class SegmentationDataset:
     def __len__(self):
         return len(self.images)
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
         import torch
 
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         img, mask = self.images[i], self.masks[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         if self.transform is not None:
             img, mask = self.transform(img, mask, rng)
         if self.crop_px:

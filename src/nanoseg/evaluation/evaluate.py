@@ -12,18 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from tqdm import tqdm
 
 from .. import io
 from ..data.dataset import check_mask_classes
 from ..errors import NanosegError
 from ..inference.sliding import predict_mask, tile_rule
-from .metrics import AreaAccumulator
+from .metrics import AreaAccumulator, calculate_area_torch
 
 
 def evaluate_model(model, images, masks, *, tile_px: int, num_classes: int = 2, device="cpu",
-                   progress: bool = True, predictions: list | None = None) -> dict:
+                   progress: bool = True, predictions: list | None = None, batch_size: int = 8) -> dict:
     """PaddleSeg metrics of a model over lists of 8-bit images and class-index masks.
+
+    Images that fit in one tile go through the model whole, ``batch_size`` images of one
+    size at a time, and their metric areas are counted on ``device`` (one copy back to
+    the host at the end); larger images are segmented tile by tile (``predict_mask``).
 
     Parameters
     ----------
@@ -42,14 +48,38 @@ def evaluate_model(model, images, masks, *, tile_px: int, num_classes: int = 2, 
         Show a progress bar.
     predictions : list, optional
         Receives each predicted mask (uint8 HxW) in order.
+    batch_size : int
+        Whole images per forward pass.
     """
     model.eval()
+    device = torch.device(device)
     acc = AreaAccumulator(num_classes)
-    for img, mask in tqdm(list(zip(images, masks)), desc="evaluate", unit="img", disable=not progress):
-        pred = predict_mask(model, img, tile_px=tile_px, device=device)
-        acc.update(pred, mask)
-        if predictions is not None:
-            predictions.append(pred)
+    whole: dict[tuple, list[int]] = {}
+    tiled: list[int] = []
+    for k, img in enumerate(images):
+        (whole.setdefault(img.shape, []) if max(img.shape) <= tile_px else tiled).append(k)
+    chunks = [ks[b:b + batch_size] for ks in whole.values() for b in range(0, len(ks), batch_size)]
+    chunks += [[k] for k in tiled]
+    preds: dict[int, np.ndarray] = {}
+    areas = torch.zeros(3, num_classes, dtype=torch.int64, device=device)
+    non_blocking = device.type == "cuda"
+    for ks in tqdm(chunks, desc="evaluate", unit="batch", disable=not progress):
+        if max(images[ks[0]].shape) > tile_px:
+            pred = predict_mask(model, images[ks[0]], tile_px=tile_px, device=device)
+            acc.update(pred, masks[ks[0]])
+            if predictions is not None:
+                preds[ks[0]] = pred
+            continue
+        with torch.inference_mode():
+            x = torch.from_numpy(np.stack([images[k] for k in ks])).to(device, non_blocking=non_blocking)
+            y = torch.from_numpy(np.stack([masks[k] for k in ks])).to(device, non_blocking=non_blocking)
+            pred = model(x[:, None].float().div_(255.0)).argmax(1)
+            areas += calculate_area_torch(pred, y, num_classes)
+            if predictions is not None:
+                preds.update(zip(ks, pred.to(torch.uint8).cpu().numpy()))
+    acc.add_areas(areas.cpu().numpy(), len(images) - len(tiled))
+    if predictions is not None:
+        predictions.extend(preds[k] for k in range(len(images)))
     return acc.compute()
 
 

@@ -31,6 +31,27 @@ def calculate_area(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore
     return intersect.astype(np.int64), pred_area.astype(np.int64), label_area.astype(np.int64)
 
 
+def calculate_area_torch(pred, label, num_classes: int, ignore_index: int = IGNORE_INDEX):
+    """``calculate_area`` on tensors of any shape (a batch at once), on their device.
+
+    Returns an int64 tensor (3, num_classes): intersection, prediction and label
+    areas. Masked sums only, no boolean indexing, so a CUDA caller is never made
+    to wait; the counts equal ``calculate_area``'s.
+    """
+    import torch
+
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction and label differ in size: {tuple(pred.shape)} vs {tuple(label.shape)}")
+    label = label.long()
+    pred = pred.long()
+    keep = label != ignore_index
+    out = []
+    for c in range(num_classes):
+        is_p, is_l = keep & (pred == c), keep & (label == c)
+        out.append(torch.stack([(is_p & is_l).sum(), is_p.sum(), is_l.sum()]))
+    return torch.stack(out, 1)
+
+
 class AreaAccumulator:
     """Accumulate areas image by image; ``compute()`` gives the PaddleSeg metrics."""
 
@@ -48,6 +69,14 @@ class AreaAccumulator:
         self.pred += p
         self.label += lab
         self.n_images += 1
+
+    def add_areas(self, areas, n_images: int) -> None:
+        """Add summed (intersection, prediction, label) areas, e.g. of ``calculate_area_torch``."""
+        a = np.asarray(areas, np.int64)
+        self.intersect += a[0]
+        self.pred += a[1]
+        self.label += a[2]
+        self.n_images += int(n_images)
 
     def compute(self) -> dict:
         return metrics_from_areas(self.intersect, self.pred, self.label, self.n_images)

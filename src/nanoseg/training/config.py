@@ -34,7 +34,9 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     device: str = "auto"
     amp: bool = True
-    num_workers: int = Field(0, ge=0)
+    num_workers: int | None = Field(None, ge=0, description="data loader worker processes "
+                                    "(None: from the core count; 0: in the training process)")
+    compile: bool = Field(False, description="torch.compile the training forward")
     threads: int | None = Field(None, ge=1)
 
 

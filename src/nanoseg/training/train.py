@@ -5,12 +5,17 @@ Dice loss by default, evaluation on whole validation images every
 ``eval_every`` iterations, ``best.pt`` by mIoU and ``last.pt``. ``resume``
 continues a killed run from ``last.pt`` and reproduces the uninterrupted run:
 the data order and every augmentation are functions of (seed, epoch, index).
+
+Batches come from a DataLoader with worker processes (``nanoseg.data.loader``),
+so they are built while the model steps; the loss stays on the device and is
+read only at the progress-bar interval, evaluations and checkpoints, so a CUDA
+step never waits for the host. ``compile`` runs the training forward through
+``torch.compile``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -23,6 +28,7 @@ from tqdm import tqdm
 from .. import __version__, io
 from ..data.augment import JointTransform
 from ..data.dataset import SegmentationDataset, check_mask_classes
+from ..data.loader import EpochBatchSampler, default_num_workers, train_loader
 from ..errors import NanosegError
 from ..evaluation.evaluate import evaluate_model
 from ..inference.sliding import tile_rule
@@ -40,15 +46,6 @@ def _dist_info():
 
 def poly_lr(base_lr: float, it: int, total: int, power: float) -> float:
     return base_lr * (1 - it / total) ** power
-
-
-def batch_indices(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The shuffled batches of one epoch (drop_last, as PaddleSeg's trainer does when n >= batch)."""
-    perm = np.random.default_rng([seed, 1000 + epoch]).permutation(n)
-    if n < batch_size:
-        perm = np.resize(perm, batch_size)
-    nb = len(perm) // batch_size
-    return [perm[i * batch_size:(i + 1) * batch_size] for i in range(nb)]
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
@@ -109,8 +106,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = LOSSES[cfg.loss]
     spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE)
-    start_it, best, data_pos = 0, {"miou": -1.0}, (0, 0)
-    loss_avg = None
+    start_it, best, data_pos, loss_avg0 = 0, {"miou": -1.0}, (0, 0), None
     if resume_state is not None:
         checkpoint.load_state(model, resume_state["model_state"], last_path, cfg.model, flag="--resume")
         try:
@@ -124,7 +120,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         start_it = int(resume_state["iteration"])
         best = resume_state.get("best", best)
         data_pos = tuple(resume_state["data_pos"])
-        loss_avg = resume_state.get("loss_avg")
+        loss_avg0 = resume_state.get("loss_avg")  # the running loss of the uninterrupted run
         _truncate_metrics(out / "metrics.jsonl", start_it)
     elif rank == 0:
         # a fresh start (or a run killed before its first last.pt): earlier evaluations are void
@@ -133,34 +129,38 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)  # training forward only; evaluation and checkpoints use the plain module
+    num_workers = default_num_workers(device) if cfg.num_workers is None else cfg.num_workers
     if rank == 0:
         record = cfg.model_dump()
         # what the run found at start-up, kept apart from the settings (``run`` is ignored on --resume)
         record["run"] = {"resumed_from": start_it if resume_state else None, "device": str(device),
                          "world_size": world, "amp": use_amp, "train_size": train_size,
+                         "num_workers": num_workers, "compile": cfg.compile,
                          "n_train": len(train_ds), "n_val": len(val_ds) if val_ds else 0,
                          "torch": str(torch.__version__), "nanoseg": __version__}
         io.atomic_write_text(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
 
     # --- loop
-    epoch, pos = data_pos
-    batches = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, epoch)
+    sampler = EpochBatchSampler(len(train_ds), cfg.batch_size, cfg.seed, start=data_pos, rank=rank, world=world)
+    loader = iter(train_loader(train_ds, sampler, num_workers=num_workers, pin_memory=device.type == "cuda"))
+    non_blocking = device.type == "cuda"
     save_every = cfg.save_every or cfg.eval_every
     end_it = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
     bar = tqdm(total=cfg.iters, initial=start_it, desc="train", unit="it", mininterval=0.5,
                disable=not progress or rank != 0)
     model.train()
     t0 = time.time()
+    # the loss stays on the device (float64, so the running mean is the one Python floats gave) and is
+    # read only when shown or logged: no host sync per iteration
+    loss_avg = None if loss_avg0 is None else torch.tensor(loss_avg0, dtype=torch.float64, device=device)
+    first_bad = torch.zeros((), dtype=torch.int64, device=device)  # first iteration with a non-finite loss
+    shown_at = time.monotonic()
     for it in range(start_it, end_it):
-        if pos >= len(batches):
-            epoch, pos = epoch + 1, 0
-            batches = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, epoch)
-        idx = batches[pos][rank::world]
-        pos += 1
-        train_ds.epoch = epoch
-        samples = [train_ds[int(i)] for i in idx]
-        x = torch.stack([s[0] for s in samples]).to(device)
-        y = torch.stack([s[1] for s in samples]).to(device)
+        x, y = next(loader)
+        x = x.to(device, non_blocking=non_blocking)
+        y = y.to(device, non_blocking=non_blocking)
         if device.type == "cuda":
             x = x.to(memory_format=torch.channels_last)
         lr = poly_lr(cfg.lr, it, cfg.iters, cfg.power)
@@ -173,18 +173,25 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise NanosegError(f"training diverged at iteration {it + 1} (loss {lv}); lower --lr")
+        lv = loss.detach().double()
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(lv), it + 1, first_bad)
         loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
-        bar.set_postfix(loss=f"{lv:.4f}", lr=f"{lr:.5f}")
-        bar.update()
         done = it + 1
-        if rank == 0 and val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters):
+        bar.update()
+        evaluate_now = rank == 0 and val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters)
+        save_now = rank == 0 and (done % save_every == 0 or done == cfg.iters)
+        show_now = not bar.disable and time.monotonic() - shown_at >= bar.mininterval
+        if not (evaluate_now or save_now or show_now or done == end_it):
+            continue
+        _check_finite(first_bad, lv)
+        if show_now:
+            bar.set_postfix(loss=f"{float(lv):.4f}", lr=f"{lr:.5f}")
+            shown_at = time.monotonic()
+        if evaluate_now:
             m = evaluate_model(model, val_ds.images, val_ds.masks, tile_px=tile_px, num_classes=cfg.num_classes,
-                               device=device, progress=False)
+                               device=device, progress=False, batch_size=cfg.batch_size)
             model.train()
-            row = {"iteration": done, "loss": loss_avg, "lr": lr, "time_s": round(time.time() - t0, 2),
+            row = {"iteration": done, "loss": float(loss_avg), "lr": lr, "time_s": round(time.time() - t0, 2),
                    **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(io.dumps_json(row) + "\n")
@@ -193,10 +200,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 checkpoint.save(best_path, spec, model, iteration=done, metrics=row)
             bar.write(f"iter {done}: mIoU {m['miou']:.4f} Acc {m['acc']:.4f} Kappa {m['kappa']:.4f} "
                       f"Dice {m['dice']:.4f} (best {best['miou']:.4f})")
-        if rank == 0 and (done % save_every == 0 or done == cfg.iters):
+        if save_now:
             checkpoint.save(last_path, spec, model, iteration=done, optimizer=optimizer.state_dict(),
-                            scaler=scaler.state_dict(), best=best, data_pos=(epoch, pos),
-                            torch_rng=torch.get_rng_state(), config=cfg.model_dump(), loss_avg=loss_avg)
+                            scaler=scaler.state_dict(), best=best, data_pos=sampler.position(done - start_it),
+                            torch_rng=torch.get_rng_state(), config=cfg.model_dump(), loss_avg=float(loss_avg))
+    del loader  # stops the worker processes
     bar.close()
     if rank == 0:
         if val_ds is None and end_it == cfg.iters:
@@ -222,6 +230,12 @@ def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
     it = state["iteration"]
     if not isinstance(it, int) or not 0 < it <= cfg.iters:
         raise NanosegError(f"--resume: {path} is at iteration {it!r}, outside this run's 1..{cfg.iters}")
+
+
+def _check_finite(first_bad: torch.Tensor, loss: torch.Tensor) -> None:
+    bad = int(first_bad)
+    if bad:
+        raise NanosegError(f"training diverged at iteration {bad} (non-finite loss; now {float(loss)}); lower --lr")
 
 
 def read_metrics(path: str | Path) -> list[dict]:
