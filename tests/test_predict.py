@@ -187,3 +187,67 @@ def test_fragments_are_not_counted_as_ring_structures():
     rows = measure_structures(m)
     assert len(rows) == 1 and abs(rows[0]["mean_radius_px"] - 25) < 1.5
     assert len(measure_structures(m, min_coverage=0.0)) == 2
+
+
+def _same_mask_away_from_ties(a: np.ndarray, b: np.ndarray, margin: float) -> bool:
+    """Argmax of two probability maps agrees wherever either map is decided by more than ``margin``."""
+    decided = (np.abs(a[1] - a[0]) > margin) | (np.abs(b[1] - b[0]) > margin)
+    return bool(np.array_equal(a.argmax(0)[decided], b.argmax(0)[decided]))
+
+
+def test_whole_image_tiles_and_onnx_give_the_same_mask():
+    pytest.importorskip("onnxruntime")
+    from nanoseg.inference.engine import Predictor
+    from nanoseg.models import SegmentationNet
+
+    img = np.random.default_rng(5).integers(0, 255, (192, 256)).astype(np.uint8)
+    local = SegmentationNet(LocalNet(), 16).eval()        # receptive field 7 px, inside the dead overlap band
+    whole = Predictor(local)
+    assert whole.tiling(img.shape) is None
+    p_whole = whole.probs(img)
+    forced = Predictor(local, tile_px=64, overlap_px=16)
+    assert forced.tiling(img.shape) == (64, 16)
+    p_tiled = forced.probs(img)
+    # a budget too small for the whole image: the largest tiles that fit, batched
+    budget = Predictor(local, memory_budget_mb=0.5 * img.size * whole.bytes_per_px / 2**20, batch_size=2)
+    tile, _ = budget.tiling(img.shape)
+    assert tile % 32 == 0 and 2 * tile * tile * whole.bytes_per_px <= budget.budget_bytes
+    p_budget = budget.probs(img)
+    p_onnx = Predictor(local, backend="onnx").probs(img)
+    # documented tolerances: tiles 0.02 on probabilities, ONNX Runtime 1e-4
+    for p, tol in ((p_tiled, 0.02), (p_budget, 0.02), (p_onnx, 1e-4)):
+        assert p.shape == p_whole.shape and np.abs(p - p_whole).max() < tol
+        assert _same_mask_away_from_ties(p, p_whole, 2 * tol)
+    # a real architecture on an image that is not a multiple of its stride: ONNX pads as PyTorch does
+    unet = build_model("unet-small").eval()
+    odd = img[:70, :90]
+    a, b = Predictor(unet).probs(odd), Predictor(unet, backend="onnx").probs(odd)
+    assert np.abs(a - b).max() < 1e-4 and _same_mask_away_from_ties(a, b, 2e-4)
+
+
+def test_activation_memory_per_pixel_grows_with_the_model_and_sets_the_tile():
+    from nanoseg.inference.engine import activation_bytes_per_px, largest_tile_px
+
+    small, big = (activation_bytes_per_px(build_model(n).eval()) for n in ("unet-small", "unet"))
+    assert 3 * small < big                                # 4x the channels
+    assert largest_tile_px((960, 1280), small, 960 * 1280 * small) is None      # the whole image fits
+    tile = largest_tile_px((960, 1280), small, 960 * 1280 * small / 2, batch_size=4)
+    assert tile % 32 == 0 and 4 * tile * tile * small <= 960 * 1280 * small / 2
+    assert largest_tile_px((4000, 4000), small, 1.0) == 64                       # never below 64 px
+
+
+def test_predict_cli_backends_and_tiles_agree(tiny_checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    img = np.random.default_rng(3).integers(0, 255, (150, 170)).astype(np.uint8)
+    io.write_png(tmp_path / "a.png", img)
+    masks = {}
+    for name, extra in (("torch", []), ("onnx", ["--backend", "onnx"]), ("tiled", ["--tile", "96"])):
+        code, _, err = run_cli("predict", "--model", tiny_checkpoint, "--input", tmp_path / "a.png",
+                               "--out", tmp_path / name, *extra)
+        assert code == 0, err
+        masks[name] = io.read_mask(tmp_path / name / "masks" / "a.png")
+    assert (masks["torch"] != masks["onnx"]).mean() < 1e-3
+    assert masks["tiled"].shape == masks["torch"].shape
+    code, _, err = run_cli("predict", "--model", tiny_checkpoint, "--input", tmp_path / "a.png", "--out",
+                           tmp_path / "bad", "--backend", "onnx", "--device", "cuda")
+    assert code == 2 and ("--device" in err or "--backend" in err)

@@ -308,11 +308,18 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
               help="pixel size; overrides metadata")
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
-@click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None, help="sliding-window tile (px)")
+@click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
+              help="force sliding-window tiles of this side (px); default: the whole image when it fits "
+                   "--memory-budget-mb, else the largest tiles that do")
 @click.option("--overlap", "overlap_px", type=click.IntRange(0), default=None,
               help="px shared by neighbouring tiles (0 <= overlap < tile; default tile/4)")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 1024),
+              help="tiles per forward pass")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: ONNX Runtime on the CPU")
+@click.option("--memory-budget-mb", type=Finite(0.0, 1e9, lo_open=True), default=None,
+              help="activation memory allowed (MiB; default half the free memory of the device)")
 @click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
               help="smallest structure (px)")
 @click.option("--min-coverage", default=0.4, show_default=True, type=Finite(0.0, 1.0),
@@ -323,13 +330,14 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            min_area_px, min_coverage, min_radius_px, write_labelme, report, overwrite):
+            backend, memory_budget_mb, min_area_px, min_coverage, min_radius_px, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
     cb = _crop_bottom(crop_bottom)
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
-                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report)
+                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report,
+                   backend=backend, memory_budget_mb=memory_budget_mb)
     _echo_results(s, out, report)
 
 

@@ -10,6 +10,7 @@ import torch
 from ..errors import NanosegError
 from ..io import check_file_target
 from ..models import load_model
+from .engine import onnx_bytes
 
 
 def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> dict:
@@ -17,11 +18,7 @@ def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> d
     onnx_path = Path(onnx_path)
     check_file_target(onnx_path, "--onnx")
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
-    dummy = torch.rand(1, 1, 96, 128)
-    torch.onnx.export(model, (dummy,), str(tmp), input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                    "logits": {0: "batch", 2: "height", 3: "width"}},
-                      opset_version=opset, dynamo=False)
+    tmp.write_bytes(onnx_bytes(model, opset))
     result = {"onnx": str(onnx_path), "arch": spec["arch"]}
     if check:
         result["max_abs_diff"] = onnx_parity(model, tmp)

@@ -15,7 +15,7 @@ from ..figures import draw_overlay
 from ..models import load_model, pick_device
 from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX
 from .scale import resolve_scale
-from .sliding import predict_probs, tile_rule
+from .engine import Predictor
 
 def collect_inputs(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     files, problems = [], []
@@ -37,7 +37,14 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             tile_px: int | None = None, overlap_px: int | None = None, batch_size: int = 4,
             device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
             min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
-            overwrite: bool = False, progress: bool = True, report: bool = False) -> dict:
+            overwrite: bool = False, progress: bool = True, report: bool = False, *, backend: str = "torch",
+            memory_budget_mb: float | None = None) -> dict:
+    """Segment micrographs and measure their ring structures into the folder ``out``.
+
+    Each image goes through the network whole when its activations fit ``memory_budget_mb``
+    (``engine.Predictor``); ``tile_px`` forces sliding-window tiles. ``backend="onnx"`` runs
+    ONNX Runtime on the CPU. The other parameters are those of ``nanoseg predict``.
+    """
     if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
         raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
     if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
@@ -54,11 +61,8 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     files, problems = collect_inputs(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
-    rule_tile, _ = tile_rule(spec.get("train_size"))
-    tile_px = tile_px or rule_tile
-    overlap_px = tile_px // 4 if overlap_px is None else overlap_px
-    if overlap_px >= tile_px:
-        raise NanosegError(f"--overlap: {overlap_px} must be smaller than the tile ({tile_px})")
+    predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,
+                          batch_size=batch_size, memory_budget_mb=memory_budget_mb)
     all_rows, per_image = [], {}
     with io.atomic_dir(out, overwrite=overwrite, inputs=[("--model", model_path)] + [("--input", p) for p in inputs]) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
@@ -75,7 +79,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
                 continue
             if bar:
                 image = image[:-bar]
-            probs = predict_probs(model, image, tile_px, overlap_px, batch_size, model_dev)
+            probs = predictor.probs(image)
             mask = probs.argmax(0).astype(np.uint8)
             nm, source = resolve_scale(path, scale_nm_per_px)
             name = path.stem
@@ -99,6 +103,6 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
                                 title=f"nanoseg predict: {Path(model_path).name}", settings={
                                     "command": "predict", "model": str(model_path), "arch": spec["arch"],
-                                    "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
+                                    "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
                                     "min_coverage": min_coverage, "min_radius_px": min_radius_px})
     return summary

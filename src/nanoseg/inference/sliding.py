@@ -1,7 +1,8 @@
 """Sliding-window inference with overlap and smooth (sin^2) blending: no seams, any size.
 
-``tile_rule`` is the one rule for the tile a model is run at (``nanoseg predict``,
-``nanoseg evaluate``, training's validation and experiments all use it).
+``tile_rule`` is the one rule for the tile a model is evaluated at (``nanoseg evaluate``,
+training's validation and experiments all use it); ``nanoseg predict`` runs whole images
+when they fit its memory budget, else the largest tiles that fit (``engine.Predictor``).
 """
 
 from __future__ import annotations
@@ -42,14 +43,16 @@ def edge_taper(n: int, overlap: int, start_inside: bool, end_inside: bool) -> np
     return w
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int = 96, batch_size: int = 4,
                   device="cpu") -> np.ndarray:
     """Class probabilities (C, H, W) of an 8-bit image.
 
     An image that fits in one tile goes through the model whole (the model pads
     it to its stride); larger images are cut into overlapping tiles whose
-    softmax outputs are blended with a smooth window.
+    softmax outputs are blended with a smooth window. ``model`` is any callable
+    from an N×1×H×W float tensor to logits (a PyTorch module or
+    ``engine.OnnxRunner``); which tile size to use is ``engine.Predictor``'s choice.
     """
     h, w = image.shape
     x_full = torch.from_numpy(image.astype(np.float32) / 255.0)
