@@ -252,3 +252,12 @@ def test_torchrun_data_parallel_on_cpu(tiny_sd, tmp_path):
 
     assert yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["run"]["world_size"] == 2
     assert (tmp_path / "ddp" / "best.pt").exists() and res.stdout.count('"iteration"') == 1
+
+
+@pytest.mark.slow
+def test_compiled_training_forward_trains_and_saves_plain_checkpoints(tiny_sd, tmp_path):
+    best = train(_cfg(tiny_sd, iters=2, compile=True, num_workers=0), tmp_path / "c", progress=False)
+    assert best["iteration"] == 2 and 0 <= best["miou"] <= 1
+    state = torch.load(tmp_path / "c" / "best.pt", weights_only=False)["model_state"]
+    assert not any(k.startswith("_orig_mod") for k in state)        # loads into the plain model
+    build_model("unet-small").load_state_dict(state)
