@@ -4,8 +4,8 @@ The micrograph is the packaged real example (Boiko et al. 2020, 1280x1024 with a
 so 1280x890 reaches the network). Each round times, back to back: one bare forward pass of the
 model over the whole image (`model(x)` under `torch.inference_mode`), then `predict` (the library
 call behind the command: checkpoint loading, reading, the data bar, inference, measurement, masks,
-overlays, CSV/JSON) with each back-end, and with the former default of 256-px tiles and 64 px of
-overlap for comparison. Ratios are taken within a round and the median over rounds is reported, so
+overlays, CSV/JSON) with each back-end, and with the former default for a model trained at 321 px
+(352-px tiles, 88 px of overlap) for comparison. Ratios are taken within a round and the median over rounds is reported, so
 other load on the machine moves both sides of a ratio alike.
 
 Run: `.venv/bin/python benchmarks/bench_predict.py [--models unet-small unet] [--rounds 5]`.
@@ -31,7 +31,7 @@ from nanoseg.models import checkpoint
 VARIANTS = {  # name -> predict keyword arguments
     "torch": {},
     "onnx": {"backend": "onnx"},
-    "torch, 256-px tiles (before)": {"tile_px": 256, "overlap_px": 64},
+    "torch, 352-px tiles (before)": {"tile_px": 352, "overlap_px": 88},
 }
 
 

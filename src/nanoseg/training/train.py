@@ -20,7 +20,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
