@@ -155,7 +155,7 @@ def main() -> None:
             rates = {w: [] for w in (0, 1, 2)}
             for _ in range(3):
                 for w in rates:
-                    rates[w].append(loader_rate(data, w, 16, crop, 12))
+                    rates[w].append(loader_rate(data, w, 16, crop, 6))
             line = ", ".join(f"{w} workers {statistics.median(v):.0f}" for w, v in rates.items())
             print(f"data pipeline, batch 16, crop {crop}: samples/s {line} (median of 3, interleaved)")
     if args.formats:
