@@ -25,8 +25,7 @@ import torch
 from nanoseg import io
 from nanoseg.demo import EXAMPLE_DATA_BAR_PX, example_micrograph
 from nanoseg.inference.predict import predict
-from nanoseg.models import NORMALIZE, build_model
-from nanoseg.models import checkpoint
+from nanoseg.models import NORMALIZE, build_model, checkpoint
 
 VARIANTS = {  # name -> predict keyword arguments
     "torch": {},
