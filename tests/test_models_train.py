@@ -138,7 +138,9 @@ def test_batched_evaluation_on_the_device_matches_image_by_image(tiny_sd, tiny_s
 
 def test_divergence_stops_the_run_with_its_iteration(tiny_sd, tmp_path):
     with pytest.raises(NanosegError, match="diverged at iteration [1-4] "):
-        train(_cfg(tiny_sd, iters=4, lr=1e12, loss="ce", num_workers=0), tmp_path / "r", progress=False)
+        # past the CLI's lr bound on purpose (model_copy skips validation): the weights blow up at once
+        cfg = _cfg(tiny_sd, iters=4, loss="ce", num_workers=0).model_copy(update={"lr": 1e12})
+        train(cfg, tmp_path / "r", progress=False)
     # no non-finite loss reached the log
     rows = read_metrics(tmp_path / "r" / "metrics.jsonl")
     assert all(np.isfinite(r["loss"]) for r in rows)
