@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench clean references-4nm model
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,3 +34,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
+
+# The four labelled reference micrographs at the shipped model's pixel size (4 nm/px).
+references-4nm: $(STAMP)
+	$(BIN)/nanoseg import references/boiko2020 --out runs/references-4nm --crop-bottom auto \
+		--resample-nm-per-px 4 --overwrite
+
+# The model nanoseg ships (src/nanoseg/pretrained/): the recipe in nanoseg/pretrained/recipe.py,
+# settings in experiments/default-model/. About 15-25 minutes on a 2-core CPU.
+model: $(STAMP)
+	$(BIN)/python -m nanoseg.pretrained.recipe --run runs/default-model

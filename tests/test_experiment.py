@@ -136,3 +136,34 @@ def test_parallel_jobs_finish_every_run(tmp_path):
     assert sorted(r["run_id"] for r in results) == ["unet-small__ad1_sd3__s0", "unet-small__ad1_sd3__s1"]
     rows = io.read_csv(tmp_path / "par" / "results.csv")
     assert len(rows) == 2 and all(0 <= float(r["miou"]) <= 1 for r in rows)
+
+
+def test_leave_one_out_tests_each_micrograph_once_on_itself(tmp_path):
+    from nanoseg.synthesis import load_params, synthesize_dataset
+
+    ad = tmp_path / "ad"  # three "micrographs", each its own group
+    synthesize_dataset(ad, 3, 5, load_params("realistic"), "realistic", (64, 64), workers=1, progress=False)
+    cfg = dict(TINY, ad={"folder": str(ad), "holdout": "leave-one-out", "pool_size": 4},
+               mixes=[{"n_ad": 4, "n_sd": 0}, {"n_ad": 0, "n_sd": 4}], repeats=1, report_checkpoint="last")
+    path = write(tmp_path, cfg)
+    runs = run_list(load_experiment(path))
+    groups = sorted(r["group"] for r in io.read_csv(ad / "manifest.csv"))
+    assert sorted({r["fold"] for r in runs}) == groups and len(runs) == 6
+    out = tmp_path / "loo"
+    run_experiment(path, out, progress=False)
+    for g in groups:
+        fold = out / "data" / "folds" / g
+        assert [r["group"] for r in io.read_csv(fold / "ad_test_groups" / "manifest.csv")] == [g]
+        assert g not in {r["group"] for r in io.read_csv(fold / "ad_pool" / "manifest.csv")}
+    rows = io.read_csv(out / "results.csv")
+    assert sorted(r["fold"] for r in rows) == sorted(groups * 2)
+    assert "leave-one-out over 3 micrographs" in (out / "summary.md").read_text()
+    # SD-only runs do not depend on the fold: one training serves the three
+    trained = sorted(p.parent.name for p in (out / "runs").glob("*/last.pt"))
+    assert trained == sorted([f"unet-small__ad4_sd0__s0__test-{g}" for g in groups] + ["unet-small__ad0_sd4__s0"])
+
+
+def test_leave_one_out_needs_an_imported_folder(tmp_path):
+    cfg = dict(TINY, ad={"standin": {"preset": "realistic", "n": 6}, "holdout": "leave-one-out"})
+    with pytest.raises(NanosegError, match="leave-one-out needs an imported folder"):
+        load_experiment(write(tmp_path, cfg))

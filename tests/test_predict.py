@@ -11,7 +11,7 @@ from nanoseg import io
 from nanoseg import labelme
 from nanoseg.data.importer import import_folder
 from nanoseg.inference.measure import measure_structures
-from nanoseg.inference.scale import read_pixel_size, resolve_scale
+from nanoseg.scale import read_pixel_size, resolve_scale
 from nanoseg.inference.sliding import predict_probs
 from nanoseg.models import build_model
 
@@ -108,7 +108,8 @@ def test_predict_end_to_end_with_labelme_round_trip(tiny_checkpoint, tmp_path):
     (src / "notes.png").write_text("this is not an image")
     code, out, err = run_cli("predict", "--model", tiny_checkpoint, "--input", src, "--out", tmp_path / "out",
                              "--tile", "128", "--crop-bottom", "30", "--labelme", "--min-area", "1",
-                             "--min-coverage", "0")
+                             "--min-coverage", "0", "--min-circularity", "0", "--max-radial-cv", "1000",
+                             "--max-interior-fill", "1", "--min-confidence", "0")  # every structure measured
     assert code == 0, err
     assert "notes.png" in err
     o = tmp_path / "out"

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import NanosegError, brief
+from .inference.rings import RingRules
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -129,8 +130,13 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
               help="width of labelme line/linestrip shapes")
 @click.option("--labels", type=click.Path(), help="YAML mapping label name -> class index")
 @click.option("--strict", is_flag=True, help="treat every warning as an error")
+@click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
+              help="pixel size of every micrograph (nm/px); default: each file's metadata")
+@click.option("--resample-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
+              help="resample micrographs of known pixel size to this one (nm/px) before tiling")
 @click.option("--overwrite", is_flag=True)
-def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, strict, overwrite):
+def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, strict, scale_nm_per_px,
+            resample_nm_per_px, overwrite):
     """Import micrographs with labelme JSON or mask PNGs into a dataset folder."""
     import yaml
 
@@ -146,7 +152,8 @@ def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, s
         if not label_map:
             raise NanosegError(f"--labels: {labels} names no label (write one 'name: class' line per label)")
     cb = _crop_bottom(crop_bottom)
-    report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite)
+    report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite,
+                           scale_nm_per_px=scale_nm_per_px, resample_nm_per_px=resample_nm_per_px)
     click.echo(report.summary())
 
 
@@ -302,12 +309,14 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 
 
 @cli.command()
-@click.option("--model", "model_path", required=True, type=click.Path(), help="checkpoint (RUN/best.pt)")
+@click.option("--model", "model_path", default=None, type=click.Path(),
+              help="checkpoint (RUN/best.pt); default: the model nanoseg ships (see its model card)")
 @click.option("--input", "inputs", required=True, multiple=True, type=click.Path(), help="files or folders")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
               help="pixel size; overrides metadata")
-@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--crop-bottom", default="auto", show_default=True,
+              help="rows of data bar to cut, 'auto' (find it; 0 when there is none) or 0")
 @click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
               help="force sliding-window tiles of this side (px); default: the whole image when it fits "
                    "--memory-budget-mb, else the largest tiles that do")
@@ -322,28 +331,45 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
               help="activation memory allowed (MiB; default half the free memory of the device)")
 @click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
               help="smallest structure (px)")
-@click.option("--min-coverage", default=0.4, show_default=True, type=Finite(0.0, 1.0),
+@click.option("--min-coverage", default=RingRules.min_coverage, show_default=True, type=Finite(0.0, 1.0),
               help="smallest angular coverage of a ring structure (0-1); smaller pieces are fragments")
+@click.option("--min-circularity", default=RingRules.min_circularity, show_default=True, type=Finite(0.0, 1.0),
+              help="ring rule: minor/major axis (0-1)")
+@click.option("--max-radial-cv", default=RingRules.max_radial_cv, show_default=True, type=Finite(0.0),
+              help="ring rule: spread of the radius around the loop (std/mean)")
+@click.option("--max-interior-fill", default=RingRules.max_interior_fill, show_default=True, type=Finite(0.0, 1.0),
+              help="ring rule: share of the interior covered by particles (0-1)")
+@click.option("--min-confidence", default=RingRules.min_confidence, show_default=True, type=Finite(0.0, 1.0),
+              help="ring rule: mean ring probability (0-1)")
 @click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, type=Finite(0.0),
               help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            backend, memory_budget_mb, min_area_px, min_coverage, min_radius_px, write_labelme, report, overwrite):
+            backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
+            max_interior_fill, min_confidence, min_radius_px, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
     cb = _crop_bottom(crop_bottom)
+    if model_path is None:
+        from .pretrained import default_model_path
+
+        model_path = default_model_path()
+    rules = RingRules(min_circularity=min_circularity, max_radial_cv=max_radial_cv,
+                      max_interior_fill=max_interior_fill, min_confidence=min_confidence)
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
                    min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report,
-                   backend=backend, memory_budget_mb=memory_budget_mb)
+                   backend=backend, memory_budget_mb=memory_budget_mb, rules=rules)
     _echo_results(s, out, report)
 
 
 def _echo_results(s: dict, out, report: bool) -> None:
     for sk in s["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
+    for note in s.get("notes", []):
+        click.echo(f"note: {note}", err=True)
     o = s["overall"]
     d = o.get("density_per_um2")
     density = f"{d['value']:.3g} rings/µm²" if d else f"{o['density_per_mpx']['value']:.3g} rings/megapixel"

@@ -116,3 +116,18 @@ def tile_origins(shape_hw: tuple[int, int], tile_px: int, overlap_px: int) -> li
     h, w = shape_hw
     return [(y, x) for y in tile_starts(h, min(tile_px, h), overlap_px)
             for x in tile_starts(w, min(tile_px, w), overlap_px)]
+
+
+def zoom(img: np.ndarray, factor: float, nearest: bool = False) -> np.ndarray:
+    """``img`` with its side lengths scaled by ``factor`` (to a pixel size ``1/factor`` times the old).
+
+    Area averaging when shrinking, bilinear when enlarging; ``nearest`` for class masks.
+    """
+    import cv2
+
+    if abs(factor - 1) < 1e-6:
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    return cv2.resize(img, size, interpolation=interp)

@@ -242,6 +242,36 @@ def document(shapes: list[dict], image_path: str, shape_hw: tuple[int, int]) -> 
     }
 
 
+def scaled(data: dict, factor: float) -> dict:
+    """A copy of a labelme document for the image resampled by ``factor`` (side lengths).
+
+    Points map as pixel grids do (``(x + 0.5) * factor - 0.5``); image size and circle radii follow.
+    """
+    def pt(p):
+        return [(float(p[0]) + 0.5) * factor - 0.5, (float(p[1]) + 0.5) * factor - 0.5]
+
+    out = dict(data, shapes=[dict(sh, points=[pt(p) for p in sh.get("points") or []]) for sh in data.get("shapes") or []])
+    for key in ("imageHeight", "imageWidth"):
+        if data.get(key) is not None:
+            out[key] = max(1, round(int(data[key]) * factor))
+    return out
+
+
+def ring_groups(data: dict, ring_label: str = "ring") -> list[tuple[int, int]]:
+    """Shape index ranges ``(a, b)`` of each ring of a document: a ``ring`` shape and the
+    ``_background_`` shapes after it (its hole, painted in order), as nanoseg writes rings."""
+    shapes = data.get("shapes") or []
+    starts = [i for i, sh in enumerate(shapes) if str(sh.get("label", "")).lower() == ring_label]
+    groups = []
+    for k, a in enumerate(starts):
+        b = a + 1
+        while b < len(shapes) and (k + 1 >= len(starts) or b < starts[k + 1]) \
+                and str(shapes[b].get("label", "")).lower() == "_background_":
+            b += 1
+        groups.append((a, b))
+    return groups
+
+
 def structure_counts(data: dict) -> dict[str, int]:
     """Structures per label in a labelme document, ``_background_`` holes not counted.
 

@@ -23,8 +23,10 @@ STRUCTURE_COLUMNS = [
     "image", "structure_id", "centre_x_px", "centre_y_px", "mean_radius_px", "ring_width_px",
     "ellipse_major_px", "ellipse_minor_px", "ellipse_angle_deg", "circularity", "coverage", "area_px",
     "nm_per_px", "scale_source", "centre_x_nm", "centre_y_nm", "mean_radius_nm", "ring_width_nm",
-    "ellipse_major_nm", "ellipse_minor_nm", "area_nm2", "mean_confidence", "nested_in",
+    "ellipse_major_nm", "ellipse_minor_nm", "area_nm2", "mean_confidence", "radial_cv", "interior_fill",
+    "nested_in",
 ]
+REJECTED_COLUMNS = STRUCTURE_COLUMNS[:2] + ["rejected_by"] + STRUCTURE_COLUMNS[2:]
 REVIEW_COLUMNS = ["image", "mean_confidence", "n_structures", "file"]
 
 #: per-ring quantities summarised in summary.json: name -> (structures.csv column, factor)
@@ -47,7 +49,8 @@ def _ring_values(rows: list[dict], nm_per_px: float | None) -> dict[str, list[fl
 def measure_image(mask: np.ndarray, *, name: str, file: str, nm_per_px: float | None, scale_source: str,
                   crop_bottom: int = 0, confidence: np.ndarray | None = None, min_area_px: int = MIN_AREA_PX,
                   min_coverage: float = MIN_COVERAGE, min_radius_px: float = MIN_RADIUS_PX,
-                  seed: int = st.SEED) -> tuple[list[dict], dict]:
+                  seed: int = st.SEED, rules=None, image: np.ndarray | None = None, zoom: float = 1.0,
+                  rejected: list | None = None) -> tuple[list[dict], dict]:
     """Measure every ring of one class mask; return its ``structures.csv`` rows and its
     ``summary.json`` record.
 
@@ -71,8 +74,23 @@ def measure_image(mask: np.ndarray, *, name: str, file: str, nm_per_px: float | 
         Fragment filters of ``measure_structures`` (px, fraction of the circle, px).
     seed : int
         Seed of the bootstrap intervals (rings resampled within the image).
+    rules : inference.rings.RingRules, optional
+        Judge every band by the ring rules (``inference.rings.find_rings``; its size rules replace
+        the three fragment filters); ``image`` adds the interior rule, ``zoom`` (the model's working
+        pixels per image pixel) scales the size rules, and ``rejected`` receives the rejected rows.
     """
-    rows = measure_structures(mask, min_area_px, min_coverage, min_radius_px, confidence=confidence)
+    if rules is None:
+        rows, dropped = measure_structures(mask, min_area_px, min_coverage, min_radius_px, confidence=confidence), []
+    else:
+        from ..inference.rings import find_rings
+
+        rows, dropped = find_rings(mask, confidence=confidence, image=image, nm_per_px=nm_per_px, rules=rules,
+                                   zoom=zoom)
+    for r in dropped:
+        add_physical_units(r, nm_per_px, scale_source)
+        r["image"] = name
+    if rejected is not None:
+        rejected += dropped
     for r, parent in zip(rows, st.nested_in(rows)):
         add_physical_units(r, nm_per_px, scale_source)
         r["image"] = name
@@ -92,6 +110,7 @@ def measure_image(mask: np.ndarray, *, name: str, file: str, nm_per_px: float | 
         "ring_fraction": float(fg.mean()),  # every ring-class pixel, fragments included
         "ring_area_fraction": float(sum(r["area_px"] for r in rows) / field_px),  # measured rings only
         "mean_confidence": conf,
+        "rejected": {k: sum(r["rejected_by"] == k for r in dropped) for k in sorted({r["rejected_by"] for r in dropped})},
     }
     for key, vals in values.items():
         record[key] = st.describe(vals, seed=seed)

@@ -84,7 +84,9 @@ def augment_dataset(src: str | Path, out: str | Path, n: int, seed: int, strengt
             io.write_png(tmp / "images" / f"{aid}.png", aug_img)
             io.write_png(tmp / "masks" / f"{aid}.png", aug_mask)
             out_rows.append({"id": aid, "source": base.get("source", "unknown"), "group": base.get("group", base["id"]),
-                             "original_id": base["id"], "augmentation": kind, "seed": seed, "index": k})
+                             "original_id": base["id"], "augmentation": kind, "seed": seed, "index": k,
+                             # the pixel size of the original (the affine zoom of +-25% is augmentation)
+                             "scale_nm_per_px": base.get("scale_nm_per_px", "")})
             bar.update()
         bar.close()
         io.write_csv(tmp / "manifest.csv", out_rows)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,23 @@ def read_manifest(folder: str | Path) -> list[dict]:
         if not r.get("group"):
             r["group"] = r["id"]
     return rows
+
+
+def scale_range(rows: list[dict]) -> tuple[float, float] | None:
+    """(smallest, largest) ``scale_nm_per_px`` of manifest rows; rows without one are skipped.
+
+    A model records this range of its training data (``spec["scale_nm_per_px_range"]``) so
+    that ``predict`` can bring a micrograph of known pixel size into it.
+    """
+    known = []
+    for r in rows:
+        try:
+            f = float(r.get("scale_nm_per_px") or "nan")
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f) and f > 0:
+            known.append(f)
+    return (min(known), max(known)) if known else None
 
 
 def load_sample(folder: str | Path, sid: str, need_mask: bool = True):

@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from .. import imaging, io, labelme
 from ..errors import NanosegError
+from ..scale import resolve_scale
 
 
 @dataclass
@@ -75,7 +77,16 @@ def _mask_from_png(path: Path, shape) -> np.ndarray:
 
 def import_folder(src: str | Path, out: str | Path, label_map: dict | None = None, line_width_px: int = 10,
                   crop_bottom: int | str | None = None, tile_px: int | None = None, overlap_px: int = 64,
-                  strict: bool = False, overwrite: bool = False, progress: bool = True) -> ImportReport:
+                  strict: bool = False, overwrite: bool = False, progress: bool = True,
+                  scale_nm_per_px: float | None = None, resample_nm_per_px: float | None = None) -> ImportReport:
+    """Import labelled micrographs into a dataset folder.
+
+    ``scale_nm_per_px`` states the pixel size of every micrograph (nm/px; otherwise it is read from
+    each file's metadata or Hitachi ``.txt`` sidecar, as ``predict`` does) and is recorded in the
+    manifest, so a model trained on the folder knows its pixel sizes. ``resample_nm_per_px``
+    resamples every micrograph of known pixel size to that size (nm/px) before tiling: images by
+    area averaging (shrinking) or bilinear (enlarging), masks by nearest neighbour.
+    """
     src = Path(src)
     if not src.is_dir():
         raise NanosegError(f"{src}: source folder not found")
@@ -146,14 +157,22 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                     if jh is not None and jw is not None and (jh, jw) != img.shape:
                         raise NanosegError(f"{ann_path.name} says {jw}x{jh} but the image is "
                                            f"{img.shape[1]}x{img.shape[0]}")
-                    mask = labelme.rasterize(data, img.shape, label_map, line_width_px, warn=warns.append)
                 else:
                     mask = _mask_from_png(ann_path, img.shape)
+                bar = imaging.data_bar_rows(img, crop_bottom)
+                nm, nm_source = resolve_scale(img_path, scale_nm_per_px)
+                factor = nm / resample_nm_per_px if resample_nm_per_px and nm else 1.0
+                img = imaging.zoom(img[:-bar] if bar else img, factor)
+                if kind == "labelme":
+                    # shapes are scaled, then painted: thin bands stay whole at the new pixel size
+                    data = labelme.scaled(data, factor) if factor != 1.0 else data
+                    mask = labelme.rasterize(data, img.shape, label_map, line_width_px, warn=warns.append)
+                else:
+                    mask = imaging.zoom(mask[:-bar] if bar else mask, factor, nearest=True)
+                if factor != 1.0:
+                    nm = float(resample_nm_per_px)
                 if strict and warns:
                     raise NanosegError(f"--strict: {warns[0]}")
-                bar = imaging.data_bar_rows(img, crop_bottom)
-                if bar:
-                    img, mask = img[:-bar], mask[:-bar]
             except NanosegError as exc:
                 msg = str(exc)
                 report.skipped.append((str(img_path), msg.split(": ", 1)[-1] if msg.startswith(str(img_path)) else msg))
@@ -176,7 +195,8 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
                 io.write_png(tmp / "masks" / f"{sid}.png", tmask)
                 rows.append({"id": sid, "source": "ad", "group": group, "file": img_path.name,
                              "annotation": ann_path.name, "tile_y": y, "tile_x": x,
-                             "crop_bottom": bar, "height": timg.shape[0], "width": timg.shape[1]})
+                             "crop_bottom": bar, "height": timg.shape[0], "width": timg.shape[1],
+                             "scale_nm_per_px": nm or "", "scale_source": nm_source})
             if kind == "labelme" and not tile_px:
                 doc = dict(data)
                 doc["imagePath"] = f"../images/{group}.png"
@@ -191,5 +211,7 @@ def import_folder(src: str | Path, out: str | Path, label_map: dict | None = Non
         io.write_json(tmp / "import.json", {"src": str(src), "imported": report.imported,
                                             "skipped": report.skipped, "warnings": report.warnings,
                                             "crop_bottom": crop_bottom, "tile_px": tile_px,
-                                            "overlap_px": overlap_px, "label_map": label_map})
+                                            "overlap_px": overlap_px, "label_map": label_map,
+                                            "scale_nm_per_px": scale_nm_per_px,
+                                            "resample_nm_per_px": resample_nm_per_px})
     return report

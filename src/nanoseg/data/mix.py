@@ -50,7 +50,8 @@ def mix(ad: str | Path | None, sd: str | Path | None, n_ad: int, n_sd: int, seed
             new_id = f"{source}__{r['id']}"
             _copy_sample(pool, r["id"], tmp, new_id)
             rows.append({"id": new_id, "source": source, "group": f"{source}:{r.get('group', r['id'])}",
-                         "original_id": r.get("original_id", r["id"]), "pool": pool.name})
+                         "original_id": r.get("original_id", r["id"]), "pool": pool.name,
+                         "scale_nm_per_px": r.get("scale_nm_per_px", "")})
         io.write_csv(tmp / "manifest.csv", rows)
         io.write_json(tmp / "mix.json", {"ad": str(ad) if ad else None, "sd": str(sd) if sd else None,
                                          "n_ad": n_ad, "n_sd": n_sd, "seed": seed})
@@ -68,7 +69,7 @@ def merge_pools(dst: str | Path, parts: list[Path], source: str = "sd") -> list[
                 new = f"{part.name}__{r['id']}"
                 _copy_sample(part, r["id"], tmp, new)
                 rows.append({"id": new, "source": source, "group": new, "original_id": r["id"],
-                             "style": part.name})
+                             "style": part.name, "scale_nm_per_px": r.get("scale_nm_per_px", "")})
         io.write_csv(tmp / "manifest.csv", rows)
     return rows
 
@@ -85,15 +86,26 @@ def split_groups(rows: list[dict], test_fraction: float, seed: int) -> tuple[set
 
 
 def split(src: str | Path, out_train: str | Path, out_test: str | Path, test_fraction: float = 0.2,
-          seed: int = 0, overwrite: bool = False) -> tuple[list, list]:
-    """Split a folder into train/test by group; no group appears on both sides."""
+          seed: int = 0, overwrite: bool = False, test_groups: set | None = None) -> tuple[list, list]:
+    """Split a folder into train/test by group; no group appears on both sides.
+
+    ``test_groups`` names the held-out groups (a leave-one-out fold) instead of drawing
+    ``test_fraction`` of them with ``seed``.
+    """
     if not 0 < test_fraction < 1:
         raise NanosegError(f"--test-fraction: must lie in (0, 1) (got {test_fraction})")
     src = Path(src)
     io.check_out_separate(out_train, [("source", src), ("--test", out_test)], flag="--train")
     io.check_out_separate(out_test, [("source", src)], flag="--test")
     rows = read_manifest(src)
-    train_g, test_g = split_groups(rows, test_fraction, seed)
+    if test_groups is None:
+        train_g, test_g = split_groups(rows, test_fraction, seed)
+    else:
+        groups = {r.get("group", r["id"]) for r in rows}
+        if not set(test_groups) < groups:
+            raise NanosegError(f"{src}: test groups {sorted(set(test_groups) - groups)} not found or no group left "
+                               "to train on")
+        test_g, train_g = set(test_groups), groups - set(test_groups)
     result = []
     for out, keep in ((out_train, train_g), (out_test, test_g)):
         sel = [r for r in rows if r.get("group", r["id"]) in keep]

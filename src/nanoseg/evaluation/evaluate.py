@@ -19,12 +19,13 @@ from tqdm import tqdm
 from .. import io
 from ..data.dataset import check_mask_classes
 from ..errors import NanosegError
-from ..inference.sliding import predict_mask, tile_rule
+from ..inference.sliding import predict_mask, predict_probs, tile_rule
 from .metrics import AreaAccumulator, calculate_area_torch
 
 
 def evaluate_model(model, images, masks, *, tile_px: int, num_classes: int = 2, device="cpu",
-                   progress: bool = True, predictions: list | None = None, batch_size: int = 8) -> dict:
+                   progress: bool = True, predictions: list | None = None, batch_size: int = 8,
+                   confidences: list | None = None) -> dict:
     """PaddleSeg metrics of a model over lists of 8-bit images and class-index masks.
 
     Images that fit in one tile go through the model whole, ``batch_size`` images of one
@@ -50,10 +51,22 @@ def evaluate_model(model, images, masks, *, tile_px: int, num_classes: int = 2, 
         Receives each predicted mask (uint8 HxW) in order.
     batch_size : int
         Whole images per forward pass.
+    confidences : list, optional
+        Receives each image's ring probability (float32 HxW) in order; the images then go
+        through ``predict_probs`` one by one (the ring rules need the probabilities).
     """
     model.eval()
     device = torch.device(device)
     acc = AreaAccumulator(num_classes)
+    if confidences is not None:
+        for img, mask in tqdm(list(zip(images, masks)), desc="evaluate", unit="img", disable=not progress):
+            probs = predict_probs(model, img, tile_px, tile_px // 4, 4, device)
+            pred = probs.argmax(0).astype(np.uint8)
+            confidences.append(probs[1])
+            acc.update(pred, mask)
+            if predictions is not None:
+                predictions.append(pred)
+        return acc.compute()
     whole: dict[tuple, list[int]] = {}
     tiled: list[int] = []
     for k, img in enumerate(images):
@@ -84,7 +97,7 @@ def evaluate_model(model, images, masks, *, tile_px: int, num_classes: int = 2, 
 
 
 def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, *, structures: bool = False,
-                        device: str = "auto", progress: bool = False) -> dict:
+                        device: str = "auto", progress: bool = False, ring_rules=None) -> dict:
     """Pixel metrics (PaddleSeg) and, optionally, ring-structure scores of a checkpoint on a dataset folder.
 
     Parameters
@@ -101,6 +114,9 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, *, structu
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     progress : bool
         Show a progress bar.
+    ring_rules : inference.rings.RingRules, optional
+        Judge the predicted structures as ``predict`` does (``rings.find_rings``: shape, interior,
+        confidence) before matching; without it they are only measured.
     """
     from ..data.dataset import load_arrays
     from ..models import load_model, pick_device
@@ -110,13 +126,21 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, *, structu
     model, spec = load_model(model_path, dev)
     rows, images, masks = load_arrays(data_dir)
     preds: list = []
+    confs: list | None = [] if structures and ring_rules is not None else None
     tile_px, _ = tile_rule(spec.get("train_size"))
     result = evaluate_model(model, images, masks, tile_px=tile_px, num_classes=spec["num_classes"], device=dev,
-                            progress=progress, predictions=preds)
+                            progress=progress, predictions=preds, confidences=confs)
     if structures:
         metas = read_meta(data_dir)
         gts = {r["id"]: ground_truth_rings(Path(data_dir), metas, r["id"], m) for r, m in zip(rows, masks)}
-        result["structures"] = evaluate_structures({r["id"]: p for r, p in zip(rows, preds)}, gts)
+        judged = None
+        if confs is not None:  # the rings predict would report
+            from ..inference.rings import find_rings
+
+            judged = {r["id"]: find_rings(p, confidence=c, image=img, rules=ring_rules,
+                                          nm_per_px=float(r["scale_nm_per_px"]) if r.get("scale_nm_per_px") else None)[0]
+                      for r, p, c, img in zip(rows, preds, confs, images)}
+        result["structures"] = evaluate_structures({r["id"]: p for r, p in zip(rows, preds)}, gts, pred_rings=judged)
     return result
 
 

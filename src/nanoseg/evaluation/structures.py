@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .. import io, labelme
+from ..io import IGNORE_INDEX
 from ..errors import NanosegError
 from ..inference.measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX, measure_component, measure_structures
 from ..synthesis.meta import read_meta
@@ -139,13 +140,22 @@ def summarize(per_image: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
 
 
 def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_PX,
-                        min_coverage: float = MIN_COVERAGE, **tol) -> dict:
-    """``pred_masks``: name -> mask; ``gt``: name -> mask or list of ring dicts."""
+                        min_coverage: float = MIN_COVERAGE, pred_rings: dict | None = None, **tol) -> dict:
+    """``pred_masks``: name -> mask; ``gt``: name -> mask or list of ring dicts.
+
+    ``pred_rings`` (name -> rows already judged by the ring rules, as ``predict`` writes them)
+    replaces measuring the predicted masks. A predicted structure lying mostly on pixels the
+    truth marks as ignore (255: a doubtful loop) counts neither way.
+    """
     per_image = []
     for name in sorted(gt):
         g = gt[name]
         gt_rings = measure_structures(g, min_area_px, min_coverage) if isinstance(g, np.ndarray) else g
-        scores = image_scores(measure_structures(pred_masks[name], min_area_px, min_coverage), gt_rings, **tol)
+        pred = (pred_rings[name] if pred_rings is not None
+                else measure_structures(pred_masks[name], min_area_px, min_coverage))
+        if isinstance(g, np.ndarray) and (g == IGNORE_INDEX).any():
+            pred = [r for r in pred if not _mostly_ignored(r, pred_masks[name], g)]
+        scores = image_scores(pred, gt_rings, **tol)
         scores["image"] = name
         per_image.append(scores)
     result = summarize(per_image)
@@ -153,11 +163,39 @@ def evaluate_structures(pred_masks: dict, gt: dict, min_area_px: int = MIN_AREA_
     return result
 
 
+def _mostly_ignored(row: dict, pred_mask: np.ndarray, gt_mask: np.ndarray) -> bool:
+    """Half or more of the structure's band (the predicted pixels within its ring) is ignore."""
+    h, w = gt_mask.shape
+    r_out = row["mean_radius_px"] + row["ring_width_px"]
+    x0, x1 = max(0, int(row["centre_x_px"] - r_out)), min(w, int(row["centre_x_px"] + r_out) + 1)
+    y0, y1 = max(0, int(row["centre_y_px"] - r_out)), min(h, int(row["centre_y_px"] + r_out) + 1)
+    band = pred_mask[y0:y1, x0:x1] == 1
+    return bool(band.any() and (gt_mask[y0:y1, x0:x1][band] == IGNORE_INDEX).mean() >= 0.5)
+
+
 def ground_truth_rings(folder: Path, metas: dict, name_stem: str, mask: np.ndarray):
     """Ring truth of one image of ``folder``: its synthetic meta record (``metas``, from
     ``synthesis.read_meta``) measured on the ring's own band when there is one, else the mask."""
     meta = metas.get(name_stem)
-    return mask if meta is None else rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
+    if meta is not None:
+        return rings_from_meta(meta, folder / "labelme" / f"{name_stem}.json")
+    doc_path = folder / "labelme" / f"{name_stem}.json"
+    if doc_path.exists():  # an imported micrograph: each labelled ring on its own band
+        return rings_from_labelme(labelme.load(doc_path))
+    return mask
+
+
+def rings_from_labelme(doc: dict, min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE) -> list[dict]:
+    """Ground-truth rings of a labelled micrograph: every ``ring`` shape with its ``_background_``
+    holes (``labelme.ring_groups``) rasterised alone and measured as predictions are, so touching
+    rings stay apart and a band drawn in pieces counts once."""
+    out = []
+    for k, group in enumerate(labelme.ring_groups(doc)):
+        band = ring_band_measurement(doc, group)
+        if band and band["area_px"] >= min_area_px and band["coverage"] >= min_coverage \
+                and band["mean_radius_px"] >= MIN_RADIUS_PX:
+            out.append(dict(band, ring_id=k))
+    return out
 
 
 def evaluate_structure_folders(pred_dir, gt_dir) -> dict:

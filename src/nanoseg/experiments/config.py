@@ -15,6 +15,8 @@ class SynthSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: str = "realistic"
     n: int = Field(..., ge=1, le=1_000_000, description="images to render")
+    config: str | None = Field(None, description="generator YAML (e.g. from `nanoseg calibrate`), "
+                                                 "relative to the experiment file")
     overrides: dict = Field(default_factory=dict, description="generator parameters")
 
     @model_validator(mode="after")
@@ -22,7 +24,12 @@ class SynthSource(BaseModel):
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         try:
-            SynthParams(**{**PRESETS[self.preset].model_dump(), **self.overrides})
+            from_file = {}
+            if self.config:
+                from ..synthesis.params import load_params
+
+                from_file = load_params(self.preset, config=self.config).model_dump()
+            SynthParams(**{**PRESETS[self.preset].model_dump(), **from_file, **self.overrides})
         except ValidationError as exc:
             err = exc.errors()[0]
             raise ValueError(f"overrides.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
@@ -38,11 +45,17 @@ class ADSource(BaseModel):
     pool_size: int = Field(510, ge=1, le=1_000_000, description="augmented training pool (paper: 510)")
     test_size: int = Field(100, ge=1, le=1_000_000, description="test samples drawn from the held-out groups")
     augment_strength: float = Field(1.0, ge=0, le=2, description="0 (none) .. 2")
+    holdout: str = Field("random", pattern="^(random|leave-one-out)$",
+                         description="random: test_fraction of the micrographs held out once; leave-one-out: "
+                                     "every micrograph (group) is the test set of one fold, tested as it is "
+                                     "(not augmented), and the others train")
 
     @model_validator(mode="after")
     def _one(self):
         if (self.folder is None) == (self.standin is None):
             raise ValueError("give exactly one of folder or standin")
+        if self.holdout == "leave-one-out" and self.folder is None:
+            raise ValueError("holdout leave-one-out needs an imported folder")
         return self
 
 
@@ -128,6 +141,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         sec = data.get(key)
         if isinstance(sec, dict) and sec.get("folder") and not Path(sec["folder"]).is_absolute():
             sec["folder"] = str((base / sec["folder"]).resolve())
+    sd = data.get("sd")
+    for synth in (sd.get("synth") or []) if isinstance(sd, dict) else []:
+        if isinstance(synth, dict) and synth.get("config") and not Path(synth["config"]).is_absolute():
+            synth["config"] = str((base / synth["config"]).resolve())
     try:
         cfg = ExperimentConfig(**data)
     except ValidationError as exc:

@@ -16,9 +16,9 @@ from .. import figures, webpage
 
 METRICS = ("miou", "acc", "kappa", "dice")
 EXTRA = ("ring_f1", "radius_rel_err")
-RESULT_COLUMNS = ["run_id", "model", "n_ad", "n_sd", "ad_fraction", "seed", "checkpoint", "miou", "acc", "kappa",
+RESULT_COLUMNS = ["run_id", "model", "n_ad", "n_sd", "ad_fraction", "seed", "fold", "checkpoint", "miou", "acc", "kappa",
                   "dice", "iou_ring", "ring_precision", "ring_recall", "ring_f1", "radius_rel_err",
-                  "count_abs_err", "train_seconds"]
+                  "count_abs_err", "ring_tp", "ring_fp", "ring_fn", "n_test_images", "train_seconds"]
 
 
 def read_result(path: Path) -> dict:
@@ -53,9 +53,27 @@ def group_stats(rows: list[dict]) -> list[dict]:
             vals = np.array([r[m] for r in rs if r.get(m) is not None and r.get(m) == r.get(m)], float)
             g[f"{m}_mean"] = float(vals.mean()) if len(vals) else float("nan")
             g[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        g.update(pooled_ring_scores(rs))
         out.append(g)
     out.sort(key=lambda g: (g["model"], -g["n_ad"]))
     return out
+
+
+def pooled_ring_scores(rows: list[dict]) -> dict:
+    """Ring precision, recall and F1 from matches summed over runs (folds), and false rings per test image.
+
+    With few rings per test micrograph a per-fold F1 is mostly 0 or 1; pooling the counts first
+    weighs every ring once.
+    """
+    if not rows or any(r.get("ring_tp") is None for r in rows):
+        return {}
+    tp, fp, fn = (sum(int(r[k]) for r in rows) for k in ("ring_tp", "ring_fp", "ring_fn"))
+    n_img = sum(int(r.get("n_test_images") or 1) for r in rows)
+    p = tp / (tp + fp) if tp + fp else float("nan")
+    rec = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * p * rec / (p + rec) if tp else 0.0
+    return {"pooled_tp": tp, "pooled_fp": fp, "pooled_fn": fn, "pooled_ring_precision": p,
+            "pooled_ring_recall": rec, "pooled_ring_f1": f1, "false_rings_per_image": fp / n_img}
 
 
 def _fmt(g, m):
@@ -66,10 +84,16 @@ def _fmt(g, m):
 
 
 def summary_markdown(cfg: dict, rows: list[dict], stats: list[dict]) -> tuple[str, dict]:
+    if cfg.get("ad", {}).get("holdout") == "leave-one-out":
+        where = (f"the held-out micrograph of each fold (leave-one-out over {len({r.get('fold') for r in rows})} "
+                 "micrographs, whole and not augmented)")
+        spread = "mean ± sample std over folds and repeats"
+    else:
+        where = (f"the held-out AD test set ({cfg.get('ad', {}).get('test_size')} samples from micrographs never "
+                 "used for training)")
+        spread = "mean ± sample std over repeats"
     lines = [f"# {cfg.get('name', 'experiment')}: results", "",
-             f"{len(rows)} finished run(s). Metrics on the held-out AD test set "
-             f"({cfg.get('ad', {}).get('test_size')} samples from micrographs never used for training), "
-             "computed as PaddleSeg 2.8 does; mean ± sample std over repeats.", ""]
+             f"{len(rows)} finished run(s). Metrics on {where}, computed as PaddleSeg 2.8 does; {spread}.", ""]
     best = {}
     models = sorted({g["model"] for g in stats})
     for model in models:
@@ -88,6 +112,15 @@ def summary_markdown(cfg: dict, rows: list[dict], stats: list[dict]) -> tuple[st
                 cells = [f"**{c}**" for c in cells]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if all("pooled_ring_f1" in g for g in gs):
+            lines += ["Rings, matches pooled over all runs (a ring counts once however its fold went):", "",
+                      "| AD | SD | true rings | found | false rings | precision | recall | F1 | false rings per test image |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for g in gs:
+                lines.append(f"| {g['n_ad']} | {g['n_sd']} | {g['pooled_tp'] + g['pooled_fn']} | {g['pooled_tp']} | "
+                             f"{g['pooled_fp']} | {g['pooled_ring_precision']:.2f} | {g['pooled_ring_recall']:.2f} | "
+                             f"{g['pooled_ring_f1']:.2f} | {g['false_rings_per_image']:.2f} |")
+            lines.append("")
         if control:
             verdict = "beats" if top is not control and top["miou_mean"] > control["miou_mean"] else "does not beat"
             lines.append(f"Best mix: **{top['n_ad']} AD + {top['n_sd']} SD** (mIoU {top['miou_mean']:.4f}); "

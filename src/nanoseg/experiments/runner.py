@@ -24,22 +24,37 @@ import yaml
 
 from .. import io
 from ..data.augment import augment_dataset
+from ..data.dataset import read_manifest
 from ..data.mix import check_disjoint, merge_pools, mix, split
 from ..errors import NanosegError
 from ..synthesis import load_params, synthesize_dataset
 from .config import ExperimentConfig, load_experiment
 
 
+def folds(cfg: ExperimentConfig) -> list[str | None]:
+    """The held-out micrograph (group) of each fold; [None] for a single random hold-out."""
+    if cfg.ad.holdout != "leave-one-out":
+        return [None]
+    groups = sorted({r.get("group", r["id"]) for r in read_manifest(cfg.ad.folder)})
+    if len(groups) < 2:
+        raise NanosegError(f"{cfg.ad.folder}: leave-one-out needs at least 2 micrographs (groups), found {len(groups)}")
+    return groups
+
+
 def run_list(cfg: ExperimentConfig) -> list[dict]:
     """Every run of the study, in a fixed order (the order sharding uses)."""
     runs = []
-    for model in cfg.models:
-        for m in cfg.mixes:
-            for r in range(m.repeats or cfg.repeats):
-                seed = cfg.seed + r
-                slug = model.replace(":", "-").replace("/", "-")
-                runs.append({"run_id": f"{slug}__ad{m.n_ad}_sd{m.n_sd}__s{seed}", "model": model,
-                             "n_ad": m.n_ad, "n_sd": m.n_sd, "seed": seed})
+    for fold in folds(cfg):
+        for model in cfg.models:
+            for m in cfg.mixes:
+                for r in range(m.repeats or cfg.repeats):
+                    seed = cfg.seed + r
+                    slug = model.replace(":", "-").replace("/", "-")
+                    run = {"run_id": f"{slug}__ad{m.n_ad}_sd{m.n_sd}__s{seed}", "model": model,
+                           "n_ad": m.n_ad, "n_sd": m.n_sd, "seed": seed}
+                    if fold is not None:
+                        run.update(run_id=f"{run['run_id']}__test-{fold}", fold=fold)
+                    runs.append(run)
     return runs
 
 
@@ -74,20 +89,12 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
     if cfg.ad.standin is not None:
         s = cfg.ad.standin
         ad_src = _once(data / "ad_source", lambda f: synthesize_dataset(
-            f, s.n, cfg.seed + 1000, load_params(s.preset, overrides=s.overrides), f"standin-{s.preset}", size,
+            f, s.n, cfg.seed + 1000, load_params(s.preset, config=s.config, overrides=s.overrides), f"standin-{s.preset}", size,
             workers=0, start_index=1_000_000))
     else:
         ad_src = Path(cfg.ad.folder)
-    _once(data / "ad_train_groups", lambda f: split(ad_src, f, data / "ad_test_groups", cfg.ad.test_fraction,
-                                                    cfg.seed))
-    leaks = check_disjoint(data / "ad_train_groups", data / "ad_test_groups")
-    if leaks:
-        raise NanosegError(f"{data}: AD train and test share groups {sorted(leaks)[:3]}")
-    _once(data / "ad_pool", lambda f: augment_dataset(data / "ad_train_groups", f, cfg.ad.pool_size, cfg.seed,
-                                                      cfg.ad.augment_strength))
-    _once(data / "ad_test_pool", lambda f: augment_dataset(data / "ad_test_groups", f, cfg.ad.test_size,
-                                                           cfg.seed + 1, cfg.ad.augment_strength))
-    _once(data / "test", lambda f: mix(data / "ad_test_pool", None, cfg.ad.test_size, 0, cfg.seed, f))
+    pools = {fold: _prepare_ad(cfg, ad_src, data if fold is None else data / "folds" / fold, fold)
+             for fold in folds(cfg)}
     sd_pool = None
     if cfg.sd is not None:
         if cfg.sd.folder:
@@ -96,10 +103,27 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
             parts = []
             for k, s in enumerate(cfg.sd.synth):
                 parts.append(_once(data / f"sd_{k}_{s.preset}", lambda f, s=s, k=k: synthesize_dataset(
-                    f, s.n, cfg.seed + 2000 + k, load_params(s.preset, overrides=s.overrides), s.preset, size,
+                    f, s.n, cfg.seed + 2000 + k, load_params(s.preset, config=s.config, overrides=s.overrides), s.preset, size,
                     workers=0, start_index=k * 10_000_000)))
             sd_pool = _once(data / "sd_pool", lambda f: merge_pools(f, parts))
-    return {"ad_pool": data / "ad_pool", "sd_pool": sd_pool, "test": data / "test"}
+    return {"folds": pools, "sd_pool": sd_pool}
+
+
+def _prepare_ad(cfg: ExperimentConfig, ad_src: Path, data: Path, fold: str | None) -> dict:
+    """AD split by group, the augmented training pool and the test set of one fold."""
+    _once(data / "ad_train_groups", lambda f: split(ad_src, f, data / "ad_test_groups", cfg.ad.test_fraction,
+                                                    cfg.seed, test_groups=None if fold is None else {fold}))
+    leaks = check_disjoint(data / "ad_train_groups", data / "ad_test_groups")
+    if leaks:
+        raise NanosegError(f"{data}: AD train and test share groups {sorted(leaks)[:3]}")
+    _once(data / "ad_pool", lambda f: augment_dataset(data / "ad_train_groups", f, cfg.ad.pool_size, cfg.seed,
+                                                      cfg.ad.augment_strength))
+    if fold is not None:  # leave-one-out: the held-out micrograph as it is
+        return {"ad_pool": data / "ad_pool", "test": data / "ad_test_groups"}
+    _once(data / "ad_test_pool", lambda f: augment_dataset(data / "ad_test_groups", f, cfg.ad.test_size,
+                                                           cfg.seed + 1, cfg.ad.augment_strength))
+    _once(data / "test", lambda f: mix(data / "ad_test_pool", None, cfg.ad.test_size, 0, cfg.seed, f))
+    return {"ad_pool": data / "ad_pool", "test": data / "test"}
 
 
 def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int | None, progress: bool) -> dict:
@@ -107,6 +131,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     import torch
 
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..inference.rings import RingRules
     from ..training.config import TrainConfig
     from ..training.train import train
 
@@ -120,30 +145,40 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
         return read_result(result_path)
     if threads:
         torch.set_num_threads(threads)
-    train_dir = out / "data" / "mixes" / f"ad{run['n_ad']}_sd{run['n_sd']}__s{run['seed']}"
-    _once(train_dir, lambda f: mix(pools["ad_pool"] if run["n_ad"] else None,
+    fold = pools["folds"][run.get("fold")]
+    # without AD a fold's training set is every fold's; with the last checkpoint reported the
+    # weights do not depend on the fold either, so the folds share one training run
+    shared = run.get("fold") is not None and run["n_ad"] == 0 and cfg.report_checkpoint == "last"
+    per_fold = run.get("fold") is not None and not shared
+    train_dir = out / "data" / "mixes" / (f"ad{run['n_ad']}_sd{run['n_sd']}__s{run['seed']}"
+                                          + (f"__test-{run['fold']}" if per_fold else ""))
+    train_run = run_dir if not shared else out / "runs" / run["run_id"].rsplit("__test-", 1)[0]
+    _once(train_dir, lambda f: mix(fold["ad_pool"] if run["n_ad"] else None,
                                    pools["sd_pool"] if run["n_sd"] else None,
                                    run["n_ad"], run["n_sd"], run["seed"], f))
     settings = dict(cfg.training)
-    settings.update(train=str(train_dir), val=str(pools["test"]), model=run["model"], seed=run["seed"])
+    settings.update(train=str(train_dir), val=str(fold["test"]), model=run["model"], seed=run["seed"])
     if threads:
         settings["threads"] = threads
     tcfg = TrainConfig(**settings)
     t0 = time.time()
-    resume = (run_dir / "last.pt").exists()
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)  # killed before its first checkpoint: start again
-    train(tcfg, run_dir, resume=resume, progress=progress)
+    resume = (train_run / "last.pt").exists()
+    if train_run.exists() and not resume:
+        shutil.rmtree(train_run)  # killed before its first checkpoint: start again
+    train(tcfg, train_run, resume=resume, progress=progress)  # a finished shared run returns at once
     seconds = time.time() - t0
-    ckpt = run_dir / ("best.pt" if cfg.report_checkpoint == "best" else "last.pt")
-    metrics = evaluate_checkpoint(ckpt, pools["test"], structures=cfg.structures, device=tcfg.device)
+    ckpt = train_run / ("best.pt" if cfg.report_checkpoint == "best" else "last.pt")
+    metrics = evaluate_checkpoint(ckpt, fold["test"], structures=cfg.structures, device=tcfg.device,
+                                  ring_rules=RingRules())
     result = dict(run, ad_fraction=run["n_ad"] / cfg.train_size, checkpoint=ckpt.name,
                   miou=metrics["miou"], acc=metrics["acc"], kappa=metrics["kappa"], dice=metrics["dice"],
                   iou_ring=metrics["class_iou"][1], train_seconds=round(seconds, 1))
     if "structures" in metrics:
         s = metrics["structures"]
         result.update(ring_precision=s["precision"], ring_recall=s["recall"], ring_f1=s["f1"],
-                      radius_rel_err=s["radius_rel_err"], count_abs_err=s["count_abs_err"])
+                      radius_rel_err=s["radius_rel_err"], count_abs_err=s["count_abs_err"],
+                      ring_tp=sum(i["tp"] for i in s["per_image"]), ring_fp=sum(i["fp"] for i in s["per_image"]),
+                      ring_fn=sum(i["fn"] for i in s["per_image"]), n_test_images=s["n_images"])
     io.write_json(result_path, result)
     return result
 

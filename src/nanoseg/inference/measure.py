@@ -101,14 +101,15 @@ MIN_RADIUS_PX = 8.0
 
 def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
                        min_radius_px: float = MIN_RADIUS_PX, class_index: int = 1,
-                       confidence: np.ndarray | None = None) -> list[dict]:
+                       confidence: np.ndarray | None = None, with_pixels: bool = False) -> list[dict]:
     """One row per connected ring structure.
 
     Components smaller than ``min_area_px``, covering less than ``min_coverage`` of
     the circle around their own centre, or with a mean radius under ``min_radius_px``
     (a clump of particles, not a loop) are fragments, not ring structures, and are
     dropped from the measurements (they stay in the mask). With ``confidence`` (the
-    model's probability of the class, HxW) each row also gets the structure's mean confidence.
+    model's probability of the class, HxW) each row also gets the structure's mean confidence;
+    ``with_pixels`` keeps each structure's pixel coordinates as ``row["_pixels"] = (ys, xs)``.
     """
     fg = (mask == class_index).astype(np.uint8)
     n, labels = cv2.connectedComponents(fg, connectivity=8)
@@ -121,6 +122,8 @@ def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_cov
         if row["coverage"] >= min_coverage and row["mean_radius_px"] >= min_radius_px:
             if confidence is not None:
                 row["mean_confidence"] = float(confidence[ys, xs].mean())
+            if with_pixels:
+                row["_pixels"] = (ys, xs)
             rows.append(row)
     rows.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
     for i, r in enumerate(rows, 1):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from .. import imaging, io, labelme
 from ..errors import NanosegError
-from ..analysis.results import measure_image, write_results
+from ..analysis.results import REJECTED_COLUMNS, measure_image, write_results
 from ..figures import draw_overlay
 from ..models import load_model, pick_device
-from .measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX
-from .scale import resolve_scale
+from ..scale import resample_factor, resolve_scale
 from .engine import Predictor
+from .measure import MIN_AREA_PX, MIN_RADIUS_PX
+from .rings import RingRules, rules_dict
 
 def collect_inputs(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     files, problems = [], []
@@ -33,17 +36,34 @@ def collect_inputs(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     return files, problems
 
 
+def probs_at_zoom(predictor: Predictor, image: np.ndarray, zoom: float) -> np.ndarray:
+    """Class probabilities (C, H, W) at the image's own pixels, predicted at ``zoom`` times its size.
+
+    ``zoom`` (from ``scale.resample_factor``) brings the micrograph to the pixel sizes the model was
+    trained at; the probabilities are mapped back bilinearly, so masks and measurements stay in the
+    micrograph's own pixels.
+    """
+    if abs(zoom - 1) < 1e-6:
+        return predictor.probs(image)
+    h, w = image.shape
+    probs = predictor.probs(imaging.zoom(image, zoom))
+    return np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+
+
 def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_bottom=None,
             tile_px: int | None = None, overlap_px: int | None = None, batch_size: int = 4,
-            device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = MIN_COVERAGE,
+            device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = RingRules.min_coverage,
             min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
             overwrite: bool = False, progress: bool = True, report: bool = False, *, backend: str = "torch",
-            memory_budget_mb: float | None = None) -> dict:
+            memory_budget_mb: float | None = None, rules: RingRules | None = None) -> dict:
     """Segment micrographs and measure their ring structures into the folder ``out``.
 
     Each image goes through the network whole when its activations fit ``memory_budget_mb``
     (``engine.Predictor``); ``tile_px`` forces sliding-window tiles. ``backend="onnx"`` runs
-    ONNX Runtime on the CPU. The other parameters are those of ``nanoseg predict``.
+    ONNX Runtime on the CPU. Micrographs of known pixel size are resampled into the model's
+    trained range (``spec["scale_nm_per_px_range"]``) and the result mapped back; bands become
+    rings only if they pass ``rules`` (``inference.rings``; ``min_area_px``, ``min_coverage`` and
+    ``min_radius_px`` override its fields). The other parameters are those of ``nanoseg predict``.
     """
     if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
         raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
@@ -63,7 +83,10 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
     predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,
                           batch_size=batch_size, memory_budget_mb=memory_budget_mb)
-    all_rows, per_image = [], {}
+    trained_scale = spec.get("scale_nm_per_px_range")
+    rules = replace(rules or RingRules(), min_area_px=min_area_px, min_coverage=min_coverage,
+                    min_radius_px=min_radius_px)
+    all_rows, all_rejected, per_image, unknown_scale = [], [], {}, []
     with io.atomic_dir(out, overwrite=overwrite, inputs=[("--model", model_path)] + [("--input", p) for p in inputs]) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
@@ -79,16 +102,20 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
                 continue
             if bar:
                 image = image[:-bar]
-            probs = predictor.probs(image)
-            mask = probs.argmax(0).astype(np.uint8)
             nm, source = resolve_scale(path, scale_nm_per_px)
+            zoom = resample_factor(nm, trained_scale)
+            if nm is None:
+                unknown_scale.append(path.name)
+            probs = probs_at_zoom(predictor, image, zoom)
+            mask = probs.argmax(0).astype(np.uint8)
             name = path.stem
             k = 1
             while name in per_image:  # a.png and a.tif, or equal names in two folders
                 name, k = f"{path.stem}_{k}", k + 1
             rows, per_image[name] = measure_image(
                 mask, name=name, file=str(path), nm_per_px=nm, scale_source=source, crop_bottom=bar,
-                confidence=probs[1], min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px)
+                confidence=probs[1], rules=rules, image=image, zoom=zoom, rejected=all_rejected)
+            per_image[name]["resample_factor"] = zoom
             all_rows += rows
             io.write_png(tmp / "masks" / f"{name}.png", mask)
             io.write_png(tmp / "overlays" / f"{name}.png", draw_overlay(image, mask, rows))
@@ -104,5 +131,17 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
                                 title=f"nanoseg predict: {Path(model_path).name}", settings={
                                     "command": "predict", "model": str(model_path), "arch": spec["arch"],
                                     "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
-                                    "min_coverage": min_coverage, "min_radius_px": min_radius_px})
+                                    "min_coverage": min_coverage, "min_radius_px": min_radius_px,
+                                    "ring_rules": rules_dict(rules), "model_scale_nm_per_px_range": trained_scale,
+                                    "notes": _scale_notes(unknown_scale, trained_scale)})
+        # bands that failed a ring rule, with the rule: for review
+        io.write_csv(tmp / "rejected.csv", all_rejected, REJECTED_COLUMNS)
     return summary
+
+
+def _scale_notes(unknown: list[str], trained_scale) -> list[str]:
+    if not unknown or not trained_scale:
+        return []
+    names = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+    return [f"pixel size unknown for {len(unknown)} image(s) ({names}): predicted at their own pixel size, but "
+            f"the model was trained at {trained_scale[0]:.2g}-{trained_scale[1]:.2g} nm/px; give --scale-nm-per-px"]

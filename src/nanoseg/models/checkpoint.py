@@ -14,11 +14,15 @@ FORMAT = "nanoseg-checkpoint-1"
 CLASS_NAMES = ["background", "ring"]
 
 
-def model_spec(model_name: str, num_classes: int, train_size: int | None, normalize: dict) -> dict:
+def model_spec(model_name: str, num_classes: int, train_size: int | None, normalize: dict,
+               scale_nm_per_px_range: tuple[float, float] | None = None) -> dict:
+    """What a checkpoint says about its model; ``scale_nm_per_px_range`` is the range of pixel sizes
+    (nm/px) of the training data, or None when the data did not state them."""
     return {"arch": model_name, "num_classes": num_classes, "in_channels": 1,
             "class_names": CLASS_NAMES[:num_classes] if num_classes <= 2 else
             CLASS_NAMES + [f"class{i}" for i in range(2, num_classes)],
-            "normalize": normalize, "input": "grayscale, 0-1 (8-bit / 255)", "train_size": train_size}
+            "normalize": normalize, "input": "grayscale, 0-1 (8-bit / 255)", "train_size": train_size,
+            "scale_nm_per_px_range": list(scale_nm_per_px_range) if scale_nm_per_px_range else None}
 
 
 def save(path: str | Path, spec: dict, model: torch.nn.Module, **extra) -> None:

@@ -3,7 +3,7 @@
 Real micrographs often carry no pixel size (the Boiko et al. 2020 TIFFs have none: their
 scale is on the burnt-in scale bar), so each file's scale comes from, in order: a per-file
 value (``--scale-nm-per-px`` given once per file, or a CSV ``file,scale_nm_per_px``), a single
-value for all, the file's metadata (``inference.scale``), else none (lengths stay in px).
+value for all, the file's metadata (``nanoseg.scale``), else none (lengths stay in px).
 A synthetic dataset folder records each image's ``scale_nm_per_px`` in ``meta.jsonl`` (or
 ``manifest.csv``).
 """
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import io
 from ..imaging import data_bar_rows
 from ..errors import NanosegError
-from ..inference.scale import read_pixel_size
+from ..scale import read_pixel_size
 from .stats import ImageStats, measure_image
 
 

@@ -134,6 +134,7 @@ def _write_one(args) -> dict:
         "id": sid, "source": "sd", "group": sid, "preset": preset, "seed": seed, "index": index,
         "height": s["image"].shape[0], "width": s["image"].shape[1], "n_rings": len(s["rings"]),
         "ring_fraction": float((s["mask"] == 1).mean()),
+        "scale_nm_per_px": round(float(s["values"]["scale_nm_per_px"]), 4),  # read by training (model spec)
         "params": json.dumps({k: (round(val, 4) if isinstance(val, float) else val)
                               for k, val in s["values"].items()}, separators=(",", ":")),
     }

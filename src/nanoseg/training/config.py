@@ -38,6 +38,9 @@ class TrainConfig(BaseModel):
                                     "(None: from the core count; 0: in the training process)")
     compile: bool = Field(False, description="torch.compile the training forward")
     threads: int | None = Field(None, ge=1)
+    scale_nm_per_px_range: tuple[float, float] | None = Field(
+        None, description="pixel sizes (nm/px) the model is trained at; default: the range in the "
+                          "training manifest's scale_nm_per_px column")
 
 
 def load_train_config(config: str | Path | None, overrides: dict) -> TrainConfig:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .. import __version__, io
 from ..data.augment import JointTransform
-from ..data.dataset import SegmentationDataset, check_mask_classes
+from ..data.dataset import SegmentationDataset, check_mask_classes, scale_range
 from ..data.loader import EpochBatchSampler, default_num_workers, train_loader
 from ..errors import NanosegError
 from ..evaluation.evaluate import evaluate_model
@@ -104,7 +104,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                                     weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = LOSSES[cfg.loss]
-    spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE)
+    trained_scale = (tuple(cfg.scale_nm_per_px_range) if cfg.scale_nm_per_px_range
+                     else scale_range(train_ds.rows))
+    spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE, trained_scale)
     start_it, best, data_pos, loss_avg0 = 0, {"miou": -1.0}, (0, 0), None
     if resume_state is not None:
         checkpoint.load_state(model, resume_state["model_state"], last_path, cfg.model, flag="--resume")

@@ -1,4 +1,4 @@
-"""Pixel size from the micrograph's own metadata (or a flag), with its source recorded.
+"""Pixel size (nm/px) from the micrograph's own metadata (or a flag), with its source recorded.
 
 Read, in order: FEI/Thermo TIFF tag 34682/34680 (``[Scan] PixelWidth`` in metres),
 Zeiss TIFF tag 34118 (``AP_PIXEL_SIZE`` ... ``Pixel Size = 2.5 nm``), a Hitachi
@@ -88,3 +88,30 @@ def resolve_scale(path: str | Path, override_nm_per_px: float | None) -> tuple[f
     if override_nm_per_px is not None:
         return float(override_nm_per_px), "flag"
     return read_pixel_size(path)
+
+
+def resample_factor(nm_per_px: float | None, trained_nm_per_px: tuple[float, float] | None) -> float:
+    """Zoom that brings an image of ``nm_per_px`` into the trained range of pixel sizes.
+
+    Parameters
+    ----------
+    nm_per_px : float or None
+        Pixel size of the micrograph (nm/px); None when unknown.
+    trained_nm_per_px : (float, float) or None
+        Smallest and largest pixel size (nm/px) the model was trained at.
+
+    Returns
+    -------
+    float
+        Factor for the image's side lengths: 1 inside the range (or when either is unknown),
+        below 1 for a micrograph with finer pixels than any training image (it is shrunk to the
+        range's finest pixel size), above 1 for coarser pixels (enlarged to the coarsest).
+    """
+    if not nm_per_px or not trained_nm_per_px:
+        return 1.0
+    lo, hi = trained_nm_per_px
+    if nm_per_px < lo:
+        return nm_per_px / lo
+    if nm_per_px > hi:
+        return nm_per_px / hi
+    return 1.0
