@@ -159,7 +159,8 @@ def test_measure_on_predict_output_reproduces_predict_measurements(tiny_checkpoi
     io.write_png(src / "m1.png", img)
     code, _, err = run_cli("predict", "--model", tiny_checkpoint, "--input", src, "--out", tmp_path / "pred",
                            "--tile", "128", "--crop-bottom", "20", "--scale-nm-per-px", "1.5", "--min-area", "1",
-                           "--min-coverage", "0", "--min-radius", "0", "--report")
+                           "--min-coverage", "0", "--min-radius", "0", "--report", "--min-circularity", "0",
+                           "--max-radial-cv", "1000", "--max-interior-fill", "1", "--min-confidence", "0")
     assert code == 0, err
     assert (tmp_path / "pred" / "report.html").exists()
     code, _, err = run_cli("measure", "--masks", tmp_path / "pred", "--images", src, "--out", tmp_path / "meas",
@@ -168,7 +169,7 @@ def test_measure_on_predict_output_reproduces_predict_measurements(tiny_checkpoi
     pred_rows = io.read_csv(tmp_path / "pred" / "structures.csv")
     meas_rows = io.read_csv(tmp_path / "meas" / "structures.csv")
     assert pred_rows, "the tiny model should mark some pixels"
-    drop = {"mean_confidence", "scale_source"}
+    drop = {"mean_confidence", "scale_source", "radial_cv", "interior_fill"}  # the ring rules' evidence: predict only
     assert [{k: v for k, v in r.items() if k not in drop} for r in pred_rows] == \
         [{k: v for k, v in r.items() if k not in drop} for r in meas_rows]
     ps, ms = _strict_load(tmp_path / "pred" / "summary.json"), _strict_load(tmp_path / "meas" / "summary.json")

@@ -19,7 +19,7 @@ from .. import imaging, io
 from ..errors import NanosegError
 from ..figures import draw_overlay
 from ..inference.measure import MIN_AREA_PX, MIN_COVERAGE, MIN_RADIUS_PX
-from ..inference.scale import resolve_scale
+from ..scale import resolve_scale
 from .results import measure_image, write_results
 
 
