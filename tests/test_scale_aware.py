@@ -46,12 +46,12 @@ def ranged_checkpoint(tiny_checkpoint, tmp_path):
 def test_same_scene_at_half_and_two_nm_per_px_gives_the_same_rings_in_nm(ranged_checkpoint, tmp_path, monkeypatch):
     seen = []
 
-    def bright_is_ring(model, image, *args, **kwargs):  # an oracle in place of the network
+    def bright_is_ring(self, image):  # an oracle in place of the network
         seen.append(image.shape)
         p = (image > 100).astype(np.float32)
         return np.stack([1 - p, p])
 
-    monkeypatch.setattr(predict_mod, "predict_probs", bright_is_ring)
+    monkeypatch.setattr(predict_mod.Predictor, "probs", bright_is_ring)
     radii = {}
     for nm in (0.5, 2.0):
         src = tmp_path / f"in_{nm}"
