@@ -154,6 +154,7 @@ def test_leave_one_out_tests_each_micrograph_once_on_itself(tmp_path):
     for g in groups:
         fold = out / "data" / "folds" / g
         assert [r["group"] for r in io.read_csv(fold / "ad_test_groups" / "manifest.csv")] == [g]
+        assert (fold / "ad_test_groups" / "labelme" / f"{g}.json").exists()  # the ring truth travels along
         assert g not in {r["group"] for r in io.read_csv(fold / "ad_pool" / "manifest.csv")}
     rows = io.read_csv(out / "results.csv")
     assert sorted(r["fold"] for r in rows) == sorted(groups * 2)

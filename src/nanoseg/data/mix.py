@@ -20,6 +20,10 @@ from .dataset import read_manifest
 def _copy_sample(src: Path, sid: str, dst: Path, new_id: str):
     for sub in ("images", "masks"):
         shutil.copyfile(src / sub / f"{sid}.png", dst / sub / f"{new_id}.png")
+    doc = src / "labelme" / f"{sid}.json"
+    if doc.exists():  # the ring truth of an imported micrograph travels with it
+        (dst / "labelme").mkdir(exist_ok=True)
+        shutil.copyfile(doc, dst / "labelme" / f"{new_id}.json")
 
 
 def select(rows: list[dict], n: int, rng: np.random.Generator, what: str) -> list[dict]:
