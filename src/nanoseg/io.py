@@ -451,3 +451,21 @@ def _csv_value(v):
 def read_csv(path: str | Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def collect_images(paths) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named directly or found in folders (a dataset folder's ``images/``); (path, reason)
+    for each path that gave none. ``predict`` and ``realism`` read their inputs with it."""
+    files, problems = [], []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = list_images(p / "images" if (p / "images").is_dir() else p)
+            if not found:
+                problems.append((str(p), "folder holds no images"))
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append((str(p), "not found"))
+    return files, problems

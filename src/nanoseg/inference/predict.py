@@ -20,22 +20,6 @@ from .engine import Predictor
 from .measure import MIN_AREA_PX, MIN_RADIUS_PX
 from .rings import RingRules, rules_dict
 
-def collect_inputs(paths) -> tuple[list[Path], list[tuple[str, str]]]:
-    files, problems = [], []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found = io.list_images(p)
-            if not found:
-                problems.append((str(p), "folder holds no images"))
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            problems.append((str(p), "not found"))
-    return files, problems
-
-
 def probs_at_zoom(predictor: Predictor, image: np.ndarray, zoom: float) -> np.ndarray:
     """Class probabilities (C, H, W) at the image's own pixels, predicted at ``zoom`` times its size.
 
@@ -78,7 +62,7 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     io.check_out_separate(out, [("--model", model_path)] + [("--input", p) for p in inputs])
     model_dev = pick_device(device)
     model, spec = load_model(model_path, model_dev)
-    files, problems = collect_inputs(inputs)
+    files, problems = io.collect_images(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
     predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,

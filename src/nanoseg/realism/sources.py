@@ -57,23 +57,6 @@ def read_scale_csv(path: str | Path) -> dict[str, float]:
     return out
 
 
-def collect_files(paths) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files named directly or found in folders; (missing path, reason) for the rest."""
-    files, problems = [], []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found = io.list_images(p / "images" if (p / "images").is_dir() else p)
-            if not found:
-                problems.append((str(p), "folder holds no images"))
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            problems.append((str(p), "not found"))
-    return files, problems
-
-
 def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str, float] | None = None,
               crop_bottom: int | str | None = None) -> tuple[list[Micrograph], list[tuple[str, str]]]:
     """Read real micrographs, cut their data bar and give each its pixel size.
@@ -90,7 +73,7 @@ def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str
 
     Returns the readable micrographs and (file, reason) for those skipped.
     """
-    files, problems = collect_files(paths)
+    files, problems = io.collect_images(paths)
     scales = list(scales or [])
     if any(s <= 0 for s in scales):
         raise NanosegError("--scale-nm-per-px: must be positive")
