@@ -212,7 +212,8 @@ def test_whole_image_tiles_and_onnx_give_the_same_mask():
     # a budget too small for the whole image: the largest tiles that fit, batched
     budget = Predictor(local, memory_budget_mb=0.5 * img.size * whole.bytes_per_px / 2**20, batch_size=2)
     tile, _ = budget.tiling(img.shape)
-    assert tile % 32 == 0 and 2 * tile * tile * whole.bytes_per_px <= budget.budget_bytes
+    # judged by the estimate the budgeted predictor made itself (a measurement: it can differ a little per instance)
+    assert tile % 32 == 0 and 2 * tile * tile * budget.bytes_per_px <= budget.budget_bytes
     p_budget = budget.probs(img)
     p_onnx = Predictor(local, backend="onnx").probs(img)
     # documented tolerances: tiles 0.02 on probabilities, ONNX Runtime 1e-4
