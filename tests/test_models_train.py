@@ -263,3 +263,24 @@ def test_compiled_training_forward_trains_and_saves_plain_checkpoints(tiny_sd, t
     state = torch.load(tmp_path / "c" / "best.pt", weights_only=False)["model_state"]
     assert not any(k.startswith("_orig_mod") for k in state)        # loads into the plain model
     build_model("unet-small").load_state_dict(state)
+
+
+def test_loader_workers_start_even_after_this_process_used_opencv_threads(tiny_sd):
+    # a forked worker inherits OpenCV's thread-pool lock and hangs on its first OpenCV call
+    import subprocess
+    import sys
+
+    code = f"""
+import cv2, numpy as np
+from nanoseg.data.dataset import SegmentationDataset
+from nanoseg.data.loader import EpochBatchSampler, train_loader
+a = np.random.rand(1500, 1500).astype(np.float32)
+for _ in range(3):
+    cv2.GaussianBlur(a, (0, 0), 5); cv2.resize(a, (3000, 3000))
+ds = SegmentationDataset({str(tiny_sd)!r}, crop_px=32)
+x, y = next(iter(train_loader(ds, EpochBatchSampler(len(ds), 2, seed=0), num_workers=1)))
+print(tuple(x.shape))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("(2, 1, 32, 32)")

@@ -11,6 +11,7 @@ run resumed at (epoch, position) sees exactly the batches of the uninterrupted r
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 
@@ -108,6 +109,12 @@ def train_loader(dataset, sampler: EpochBatchSampler, *, num_workers: int, pin_m
     """
     kw = {}
     if num_workers > 0:
-        kw = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init)
+        # Workers start from a fresh server process, not by forking this one: a process that has
+        # already used OpenCV's thread pool (synthesis, import, augmentation before training in one
+        # experiment run) forks children whose first OpenCV call waits forever on a lock copied
+        # from a thread that does not exist in the child.
+        methods = multiprocessing.get_all_start_methods()
+        kw = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init,
+                  multiprocessing_context="forkserver" if "forkserver" in methods else "spawn")
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                                        pin_memory=pin_memory, **kw)
