@@ -1,6 +1,6 @@
 """Figures of the models on the real reference micrographs (README and model card).
 
-    python docs/make_real_figures.py [--loo runs/real-references] [--model src/nanoseg/pretrained/rings-unet-small.pt]
+    python docs/make_real_figures.py [--loo runs/real-references] [--model src/nanoseg/pretrained/rings-unet-small.pt] [--loops]
 
 ``--loo``: a finished leave-one-out experiment (experiments/real-references.yaml). For each fold the
 AD + SD model predicts its held-out micrograph at the micrograph's own pixel size (``nanoseg predict``
@@ -8,7 +8,9 @@ with the reference's pixel size, so scale-aware resampling is exercised end to e
 the labelled rings (green), ignore loops (blue), the pixels the model marks as ring band (red tint)
 and the rings predict reports after the ring rules (red circles, numbered).
 Writes ``docs/real_heldout.png``; with ``--model`` also ``docs/real_default_model.png`` (the shipped
-model on the same four micrographs, which it was trained on: a picture of its behaviour, not a score).
+model on the same four micrographs, which it was trained on: a picture of its behaviour, not a score);
+with ``--loops`` also ``docs/real_loops.png`` (the structure-first ring finder, ``nanoseg predict``
+without a model, on the four micrographs whose labels its rules were chosen on).
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def _grid(panels: list[np.ndarray]) -> np.ndarray:
     return np.vstack([np.hstack(panels[i:i + 2]) for i in range(0, len(panels), 2)])
 
 
-def _predict_one(model: Path, stem: str, out: Path, scales: dict) -> None:
-    predict(model, [REF / f"{stem}.png"], out, scale_nm_per_px=scales[stem], crop_bottom="auto", progress=False)
+def _predict_one(model: Path | None, stem: str, out: Path, scales: dict) -> None:
+    predict(model, [REF / f"{stem}.png"], out, scale_nm_per_px=scales[stem], crop_bottom="auto", progress=False,
+            ring_finder="model" if model else "loops")
 
 
 def main() -> None:
@@ -68,6 +71,7 @@ def main() -> None:
     ap.add_argument("--loo", type=Path, help="finished real-references experiment folder")
     ap.add_argument("--mix", default="ad30_sd90", help="which condition's fold models to show")
     ap.add_argument("--model", type=Path, help="also draw this model on the four micrographs")
+    ap.add_argument("--loops", action="store_true", help="also draw the structure-first finder on them")
     args = ap.parse_args()
     scales = {Path(r["file"]).stem: float(r["scale_nm_per_px"]) for r in io.read_csv(REF / "scales.csv")}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +92,14 @@ def main() -> None:
                 _predict_one(args.model, stem, out, scales)
                 panels.append(_panel(stem, out, f"shipped model (trained on it): {stem}"))
             cv2.imwrite(str(ROOT / "docs" / "real_default_model.png"), _grid(panels))
+        if args.loops:
+            panels = []
+            for stem in sorted(scales):
+                out = Path(tmp) / f"loops_{stem}"
+                _predict_one(None, stem, out, scales)
+                n = sum(1 for r in io.read_csv(out / "structures.csv") if r["image"] == stem)
+                panels.append(_panel(stem, out, f"structure first (no model): {stem}, {n} ring(s)"))
+            cv2.imwrite(str(ROOT / "docs" / "real_loops.png"), _grid(panels))
 
 
 if __name__ == "__main__":

@@ -343,17 +343,24 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
               help="ring rule: mean ring probability (0-1)")
 @click.option("--min-radius", "min_radius_px", default=8.0, show_default=True, type=Finite(0.0),
               help="smallest mean radius of a ring structure (px); smaller ones are particle clumps")
+@click.option("--ring-finder", type=click.Choice(["auto", "loops", "model"]), default="auto", show_default=True,
+              help="loops: round empty loops of the particle chains, no model (rules in nanoseg.inference.loops); "
+                   "model: the model's ring masks judged by the ring rules above; auto: model when --model "
+                   "is given, else loops (it finds more of the labelled rings of the references than the "
+                   "shipped model: README, 'Rings on real micrographs')")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
             backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
-            max_interior_fill, min_confidence, min_radius_px, write_labelme, report, overwrite):
+            max_interior_fill, min_confidence, min_radius_px, ring_finder, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
     from .inference.predict import predict as do_predict
 
     cb = _crop_bottom(crop_bottom)
-    if model_path is None:
+    if ring_finder == "auto":
+        ring_finder = "model" if model_path is not None else "loops"
+    if model_path is None and ring_finder == "model":
         from .pretrained import default_model_path
 
         model_path = default_model_path()
@@ -361,7 +368,7 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
                       max_interior_fill=max_interior_fill, min_confidence=min_confidence)
     s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
                    min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report,
-                   backend=backend, memory_budget_mb=memory_budget_mb, rules=rules)
+                   backend=backend, memory_budget_mb=memory_budget_mb, rules=rules, ring_finder=ring_finder)
     _echo_results(s, out, report)
 
 

@@ -50,7 +50,7 @@ def measure_image(mask: np.ndarray, *, name: str, file: str, nm_per_px: float | 
                   crop_bottom: int = 0, confidence: np.ndarray | None = None, min_area_px: int = MIN_AREA_PX,
                   min_coverage: float = MIN_COVERAGE, min_radius_px: float = MIN_RADIUS_PX,
                   seed: int = st.SEED, rules=None, image: np.ndarray | None = None, zoom: float = 1.0,
-                  rejected: list | None = None) -> tuple[list[dict], dict]:
+                  rejected: list | None = None, found: tuple[list, list] | None = None) -> tuple[list[dict], dict]:
     """Measure every ring of one class mask; return its ``structures.csv`` rows and its
     ``summary.json`` record.
 
@@ -78,8 +78,12 @@ def measure_image(mask: np.ndarray, *, name: str, file: str, nm_per_px: float | 
         Judge every band by the ring rules (``inference.rings.find_rings``; its size rules replace
         the three fragment filters); ``image`` adds the interior rule, ``zoom`` (the model's working
         pixels per image pixel) scales the size rules, and ``rejected`` receives the rejected rows.
+    found : (rings, rejected), optional
+        Rings already found and judged (``inference.loops.find_loops``): measured as they are.
     """
-    if rules is None:
+    if found is not None:
+        rows, dropped = found
+    elif rules is None:
         rows, dropped = measure_structures(mask, min_area_px, min_coverage, min_radius_px, confidence=confidence), []
     else:
         from ..inference.rings import find_rings

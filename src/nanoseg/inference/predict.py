@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -18,7 +18,10 @@ from ..models import load_model, pick_device
 from ..scale import resample_factor, resolve_scale
 from .engine import Predictor
 from .measure import MIN_AREA_PX, MIN_RADIUS_PX
+from .loops import WORK_NM_PER_PX, LoopRules, find_loops
 from .rings import RingRules, rules_dict
+
+RING_FINDERS = ("model", "loops")
 
 def probs_at_zoom(predictor: Predictor, image: np.ndarray, zoom: float) -> np.ndarray:
     """Class probabilities (C, H, W) at the image's own pixels, predicted at ``zoom`` times its size.
@@ -39,7 +42,8 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = RingRules.min_coverage,
             min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
             overwrite: bool = False, progress: bool = True, report: bool = False, *, backend: str = "torch",
-            memory_budget_mb: float | None = None, rules: RingRules | None = None) -> dict:
+            memory_budget_mb: float | None = None, rules: RingRules | None = None,
+            ring_finder: str = "model") -> dict:
     """Segment micrographs and measure their ring structures into the folder ``out``.
 
     Each image goes through the network whole when its activations fit ``memory_budget_mb``
@@ -47,8 +51,12 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     ONNX Runtime on the CPU. Micrographs of known pixel size are resampled into the model's
     trained range (``spec["scale_nm_per_px_range"]``) and the result mapped back; bands become
     rings only if they pass ``rules`` (``inference.rings``; ``min_area_px``, ``min_coverage`` and
-    ``min_radius_px`` override its fields). The other parameters are those of ``nanoseg predict``.
+    ``min_radius_px`` override its fields). ``ring_finder="loops"`` finds rings structure first
+    instead (``inference.loops``: round empty loops of the particle chains, no model; the mask is
+    the chain of each ring's band). The other parameters are those of ``nanoseg predict``.
     """
+    if ring_finder not in RING_FINDERS:
+        raise NanosegError(f"--ring-finder: {ring_finder!r} is not one of {', '.join(RING_FINDERS)}")
     if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
         raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
     if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
@@ -59,19 +67,24 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
         raise NanosegError(f"--tile: {tile_px} is below the minimum of 16 px")
     if overlap_px is not None and overlap_px < 0:
         raise NanosegError(f"--overlap: {overlap_px} is negative")
-    io.check_out_separate(out, [("--model", model_path)] + [("--input", p) for p in inputs])
-    model_dev = pick_device(device)
-    model, spec = load_model(model_path, model_dev)
+    if ring_finder == "model" and model_path is None:
+        raise NanosegError("--model: the model ring finder needs a checkpoint")
+    named = ([("--model", model_path)] if model_path is not None else []) + [("--input", p) for p in inputs]
+    io.check_out_separate(out, named)
+    predictor, spec = None, {"arch": None}
+    if ring_finder == "model":
+        model_dev = pick_device(device)
+        model, spec = load_model(model_path, model_dev)
+        predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,
+                              batch_size=batch_size, memory_budget_mb=memory_budget_mb)
     files, problems = io.collect_images(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
-    predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,
-                          batch_size=batch_size, memory_budget_mb=memory_budget_mb)
-    trained_scale = spec.get("scale_nm_per_px_range")
+    trained_scale = spec.get("scale_nm_per_px_range") if ring_finder == "model" else (WORK_NM_PER_PX,) * 2
     rules = replace(rules or RingRules(), min_area_px=min_area_px, min_coverage=min_coverage,
                     min_radius_px=min_radius_px)
     all_rows, all_rejected, per_image, unknown_scale = [], [], {}, []
-    with io.atomic_dir(out, overwrite=overwrite, inputs=[("--model", model_path)] + [("--input", p) for p in inputs]) as tmp:
+    with io.atomic_dir(out, overwrite=overwrite, inputs=named) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
                 io.check_name(path.stem, "file name")
@@ -90,15 +103,20 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             zoom = resample_factor(nm, trained_scale)
             if nm is None:
                 unknown_scale.append(path.name)
-            probs = probs_at_zoom(predictor, image, zoom)
-            mask = probs.argmax(0).astype(np.uint8)
+            if ring_finder == "loops":
+                found = find_loops(image, nm_per_px=nm)
+                mask, confidence, zoom = found[2], None, 1.0
+            else:
+                probs = probs_at_zoom(predictor, image, zoom)
+                mask, confidence, found = probs.argmax(0).astype(np.uint8), probs[1], None
             name = path.stem
             k = 1
             while name in per_image:  # a.png and a.tif, or equal names in two folders
                 name, k = f"{path.stem}_{k}", k + 1
             rows, per_image[name] = measure_image(
                 mask, name=name, file=str(path), nm_per_px=nm, scale_source=source, crop_bottom=bar,
-                confidence=probs[1], rules=rules, image=image, zoom=zoom, rejected=all_rejected)
+                confidence=confidence, rules=rules, image=image, zoom=zoom, rejected=all_rejected,
+                found=found[:2] if found else None)
             per_image[name]["resample_factor"] = zoom
             all_rows += rows
             io.write_png(tmp / "masks" / f"{name}.png", mask)
@@ -112,20 +130,25 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             first = problems[0] if problems else ("?", "?")
             raise NanosegError(f"--input: none of {len(files)} file(s) could be used ({first[0]}: {first[1]})")
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
-                                title=f"nanoseg predict: {Path(model_path).name}", settings={
-                                    "command": "predict", "model": str(model_path), "arch": spec["arch"],
+                                title=f"nanoseg predict: {Path(model_path).name if ring_finder == 'model' else 'structure-first rings'}", settings={
+                                    "command": "predict", "ring_finder": ring_finder,
+                                    "model": str(model_path) if ring_finder == "model" else None, "arch": spec["arch"],
                                     "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
                                     "min_coverage": min_coverage, "min_radius_px": min_radius_px,
-                                    "ring_rules": rules_dict(rules), "model_scale_nm_per_px_range": trained_scale,
-                                    "notes": _scale_notes(unknown_scale, trained_scale)})
+                                    "ring_rules": rules_dict(rules) if ring_finder == "model" else asdict(LoopRules()),
+                                    "model_scale_nm_per_px_range": trained_scale,
+                                    "notes": _scale_notes(unknown_scale, trained_scale, ring_finder)})
         # bands that failed a ring rule, with the rule: for review
         io.write_csv(tmp / "rejected.csv", all_rejected, REJECTED_COLUMNS)
     return summary
 
 
-def _scale_notes(unknown: list[str], trained_scale) -> list[str]:
+def _scale_notes(unknown: list[str], trained_scale, ring_finder: str = "model") -> list[str]:
     if not unknown or not trained_scale:
         return []
     names = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+    if ring_finder == "loops":
+        return [f"pixel size unknown for {len(unknown)} image(s) ({names}): taken to be {WORK_NM_PER_PX:g} nm/px, "
+                "the loop finder's rules are in nm; give --scale-nm-per-px"]
     return [f"pixel size unknown for {len(unknown)} image(s) ({names}): predicted at their own pixel size, but "
             f"the model was trained at {trained_scale[0]:.2g}-{trained_scale[1]:.2g} nm/px; give --scale-nm-per-px"]

@@ -1,0 +1,282 @@
+"""Rings found structure first: round, empty loops of the particle chains, without a network.
+
+A ring is a topological fact about the particle chains: a closed (or nearly closed) round loop
+around an empty patch of support. This finder takes that literally instead of asking a model to
+recognise rings by context:
+
+1. **chains** (``chain_map``): bright particles from the white top-hat detector the ring rules
+   use (``rings.particle_map``), gaps inside a chain bridged by a closing of ``BRIDGE_NM``, and
+   lone particles and specks (under ``SPECK_NM2``) dropped, so a stray particle inside a ring does
+   not hide its empty interior;
+2. **candidates**: every centre of a locally largest empty disc of the chain map (a maximum of
+   its distance transform) with a radius of at least ``min_radius_nm`` x 0.6;
+3. **the loop** (``measure_loop``): rays cast from the centre in 72 directions find where each
+   first meets a chain and where it leaves it; a circle is fitted to the mid-points of those
+   crossings, robustly (crossings more than 20% off the circle are not the loop);
+4. **rules** (``LoopRules``), each with its reason:
+
+=========================  ====================================================================
+rule (default)             why
+=========================  ====================================================================
+coverage >= 0.75           the loop is closed or nearly: chain found on the fitted circle in at
+                           least 3/4 of the directions. The labels ask for ~60% of the
+                           circumference of the particle band; a chain map loses some at gaps.
+max_gap <= 0.25            no open side: the largest run of directions without chain is under a
+                           quarter turn (an arc or a C of chain fails).
+radius >= 50 nm            network interstices of the Boiko Pd films are mostly smaller; the
+                           labelled rings of the four references have radii of 40-150 nm.
+radius <= 300 nm           larger empty regions are the spaces between chain networks.
+exterior_density <= 0.3    a ring stands clear: the share of chain pixels in the annulus from
+                           1.25 to 2 radii outside the band. Cells of a dense chain network are
+                           surrounded by more network (0.3-0.5 on the references).
+interior_fill <= 0.05      the interior is empty support: particles cover at most 5% of the
+                           disc of 0.75 x the inner radius (labelled rings: 0.00-0.02).
+interior_step <= 0.1       ... and the same support as outside: the median brightness of the bare
+                           support inside differs from that in the exterior annulus by at most
+                           10% of the particles' contrast (labelled rings: 0.02-0.03). A loop
+                           drawn along the edge of a carbon sheet or a flake has a brighter side.
+=========================  ====================================================================
+
+Everything is measured at ``WORK_NM_PER_PX`` (the image is resampled when its pixel size is
+known; an image of unknown pixel size is taken to be at that scale), and rows are returned in
+the image's own pixels with the same fields as ``measure.measure_structures``. How well it does
+on the labelled references, against the model's masks: ``benchmarks/ring_finder_baseline.py``
+and the README ("Rings on real micrographs").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+from .. import imaging
+from .measure import fit_circle
+from .rings import particle_map
+
+WORK_NM_PER_PX = 2.0  # a Pd particle (~10 nm) is ~5 px: enough to see, cheap to scan
+BRIDGE_NM = 8.0  # closing diameter: gaps between touching clusters of one chain
+SPECK_NM2 = 160.0  # chain pieces smaller than ~2 particles are not chains
+N_RAYS = 72
+ON_LOOP = 0.2  # a crossing within 20% of the fitted radius belongs to the loop
+REACH = 1.6  # rays look for the loop up to 1.6 x the empty radius
+
+
+@dataclass(frozen=True)
+class LoopRules:
+    """Thresholds of the structure-first ring finder (see the module header for each reason)."""
+
+    min_coverage: float = 0.75
+    max_gap: float = 0.25
+    min_radius_nm: float = 50.0
+    max_radius_nm: float = 300.0
+    max_exterior_density: float = 0.3
+    max_interior_fill: float = 0.05
+    max_interior_step: float = 0.1
+
+
+def chain_map(image: np.ndarray, nm_per_px: float = WORK_NM_PER_PX) -> tuple[np.ndarray, np.ndarray]:
+    """(chains, particles): boolean maps of particle chains (bridged, specks removed) and of particles.
+
+    Parameters
+    ----------
+    image : (H, W) uint8
+        Micrograph without data bar.
+    nm_per_px : float
+        Its pixel size (nm/px); the bridge and speck sizes are physical.
+    """
+    particles = particle_map(image, nm_per_px)
+    r = max(1, int(round(BRIDGE_NM / 2 / nm_per_px)))
+    closed = cv2.morphologyEx(particles.astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= SPECK_NM2 / nm_per_px**2
+    return keep[lab], particles
+
+
+def empty_centres(chains: np.ndarray, min_radius_px: float, max_radius_px: float) -> list[tuple[int, int, float]]:
+    """Centres (x, y, empty radius in px) of locally largest empty discs, largest first, none
+    within half a radius of a larger one."""
+    dt = cv2.distanceTransform((~chains).astype(np.uint8), cv2.DIST_L2, 5)
+    size = 2 * int(min_radius_px) + 1
+    peak = (dt == ndi.maximum_filter(dt, size=size)) & (dt >= min_radius_px) & (dt <= max_radius_px)
+    ys, xs = np.nonzero(peak)
+    kept: list[tuple[int, int, float]] = []
+    for k in np.argsort(-dt[ys, xs], kind="stable"):
+        x, y, r = int(xs[k]), int(ys[k]), float(dt[ys[k], xs[k]])
+        if all(math.hypot(x - x2, y - y2) > 0.5 * max(r, r2) for x2, y2, r2 in kept):
+            kept.append((x, y, r))
+    return kept
+
+
+def _crossings(chains: np.ndarray, x: float, y: float, r0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per ray: radius where it first meets chain and where it leaves it (NaN: no chain in reach)."""
+    h, w = chains.shape
+    theta = np.arange(N_RAYS) * 2 * np.pi / N_RAYS
+    rs = np.arange(0.9 * r0, REACH * r0 + 0.5 * r0, 0.5)
+    px = np.rint(x + np.outer(np.cos(theta), rs)).astype(int)
+    py = np.rint(y + np.outer(np.sin(theta), rs)).astype(int)
+    inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+    hit = np.zeros(px.shape, bool)
+    hit[inside] = chains[py[inside], px[inside]]
+    any_hit = hit.any(1)
+    first = hit.argmax(1)
+    r_in = np.where(any_hit, rs[first], np.nan)
+    # leaving the chain: the first empty sample after the first hit (capped at half a radius on)
+    after = np.arange(len(rs))[None, :] >= first[:, None]
+    gone = after & ~hit
+    leave = np.where(gone.any(1), gone.argmax(1), len(rs) - 1)
+    r_out = np.where(any_hit, np.minimum(rs[leave], r_in + 0.5 * r0), np.nan)
+    far = r_in > REACH * r0
+    return np.where(far, np.nan, r_in), np.where(far, np.nan, r_out)
+
+
+def _window(shape, cx: float, cy: float, r: float):
+    h, w = shape
+    y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 2)
+    x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 2)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    return (slice(y0, y1), slice(x0, x1)), np.hypot(yy - cy, xx - cx)
+
+
+def _interior_step(image: np.ndarray, particles: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
+    """|support inside - support outside| / (particles - support), medians of the pixels."""
+    support_in = image[inside & ~particles]
+    support_out = image[outside & ~particles]
+    grains = image[particles]
+    if not len(support_in) or not len(support_out) or not len(grains):
+        return 0.0
+    background = float(np.median(support_out))
+    contrast = max(float(np.median(grains)) - background, 1.0)
+    return abs(float(np.median(support_in)) - background) / contrast
+
+
+def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, r0: float,
+                 image: np.ndarray | None = None) -> dict | None:
+    """The loop of chain around one empty centre, measured (px of ``chains``); None: no loop.
+
+    With ``image`` (the micrograph at the pixels of ``chains``) the row also gets
+    ``interior_step``: how much brighter or darker the support inside is than outside, in units
+    of the particles' contrast over the support."""
+    r_in, r_out = _crossings(chains, x, y, r0)
+    ok = np.isfinite(r_in)
+    if ok.sum() < 8:
+        return None
+    theta = np.arange(N_RAYS) * 2 * np.pi / N_RAYS
+    mid = (r_in + r_out) / 2
+    mx, my = x + np.cos(theta) * mid, y + np.sin(theta) * mid
+    on = ok.copy()
+    for _ in range(3):  # robust circle: drop crossings off the loop, refit
+        cx, cy, _ = fit_circle(mx[on], my[on])
+        d = np.hypot(mx - cx, my - cy)
+        radius = float(np.median(d[on]))
+        new = ok & (np.abs(d - radius) <= ON_LOOP * radius)
+        if new.sum() < 8:
+            return None
+        on = new
+    radius = float(d[on].mean())
+    ang = np.sort(np.mod(np.arctan2(my[on] - cy, mx[on] - cx), 2 * np.pi))
+    coverage = len(np.unique((ang / (2 * np.pi) * 36).astype(int))) / 36
+    max_gap = float(np.diff(np.r_[ang, ang[0] + 2 * np.pi]).max() / (2 * np.pi))
+    width = float(np.median((r_out - r_in)[on]))
+    pts = np.column_stack([mx[on], my[on]]).astype(np.float32)
+    (_, _), (d1, d2), angle = cv2.fitEllipse(pts)
+    major, minor = max(d1, d2) / 2, min(d1, d2) / 2
+    if d1 < d2:
+        angle += 90
+    win, rr = _window(chains.shape, cx, cy, 2 * radius)
+    inner = radius - width / 2
+    disc = rr <= 0.75 * inner
+    fill = float(particles[win][disc].mean()) if inner > 2 and disc.any() else 0.0
+    ext = (rr >= radius + width / 2 + 0.25 * radius) & (rr <= 2 * radius)
+    exterior = float(chains[win][ext].mean()) if ext.any() else 0.0
+    band = np.abs(rr - radius) <= max(width / 2, 2.0)
+    h, w = chains.shape
+    step = _interior_step(image[win], particles[win], disc, ext) if image is not None else None
+    return {"centre_x_px": float(cx), "centre_y_px": float(cy), "mean_radius_px": radius,
+            "ring_width_px": width, "ellipse_major_px": float(major), "ellipse_minor_px": float(minor),
+            "ellipse_angle_deg": float(np.mod(angle, 180)), "circularity": float(minor / major) if major else 0.0,
+            "coverage": coverage, "max_gap": max_gap, "exterior_density": exterior, "interior_fill": fill, "interior_step": step,
+            "area_px": int((band & chains[win]).sum()),
+            "in_frame": bool(cx - radius >= 0 and cy - radius >= 0 and cx + radius <= w and cy + radius <= h),
+            "_band": (win, band & chains[win])}
+
+
+def judge_loop(row: dict, rules: LoopRules, nm_per_px: float) -> str | None:
+    """The first rule a loop breaks (None: it is a ring); sizes in nm at ``nm_per_px``."""
+    r_nm = row["mean_radius_px"] * nm_per_px
+    checks = (("in_frame", row["in_frame"]),
+              ("coverage", row["coverage"] >= rules.min_coverage),
+              ("max_gap", row["max_gap"] <= rules.max_gap),
+              ("min_radius", r_nm >= rules.min_radius_nm),
+              ("max_radius", r_nm <= rules.max_radius_nm),
+              ("exterior_density", row["exterior_density"] <= rules.max_exterior_density),
+              ("interior_fill", row["interior_fill"] <= rules.max_interior_fill),
+              ("interior_step", row["interior_step"] is None or row["interior_step"] <= rules.max_interior_step))
+    return next((name for name, ok in checks if not ok), None)
+
+
+def _distinct(rows: list[dict]) -> list[dict]:
+    """One loop per ring: of loops sharing a centre (within half a radius), the best covered."""
+    out: list[dict] = []
+    for r in sorted(rows, key=lambda r: -r["coverage"]):
+        if all(math.hypot(r["centre_x_px"] - o["centre_x_px"], r["centre_y_px"] - o["centre_y_px"])
+               > 0.5 * max(r["mean_radius_px"], o["mean_radius_px"]) for o in out):
+            out.append(r)
+    return out
+
+
+LENGTH_KEYS = ("centre_x_px", "centre_y_px", "mean_radius_px", "ring_width_px", "ellipse_major_px", "ellipse_minor_px")
+
+
+def find_loops(image: np.ndarray, *, nm_per_px: float | None = None,
+               rules: LoopRules = LoopRules()) -> tuple[list[dict], list[dict], np.ndarray]:
+    """Rings of a micrograph found structure first (no model).
+
+    Parameters
+    ----------
+    image : (H, W) uint8
+        Micrograph without data bar.
+    nm_per_px : float, optional
+        Its pixel size (nm/px); unknown, it is taken to be ``WORK_NM_PER_PX``.
+    rules : LoopRules
+        Thresholds (sizes in nm).
+
+    Returns
+    -------
+    (rings, rejected, mask) : rows in the image's pixels as ``measure.measure_structures`` writes
+        them (plus ``max_gap``, ``exterior_density``, ``interior_fill``; each rejected row names its
+        ``rejected_by`` rule), and the class mask (1 = the chain of each ring's band).
+    """
+    zoom = (nm_per_px or WORK_NM_PER_PX) / WORK_NM_PER_PX
+    work = imaging.zoom(image, zoom) if abs(zoom - 1) > 1e-6 else image
+    chains, particles = chain_map(work, WORK_NM_PER_PX)
+    r_min = 0.6 * rules.min_radius_nm / WORK_NM_PER_PX
+    rows = [row for x, y, r0 in empty_centres(chains, max(4.0, r_min), rules.max_radius_nm / WORK_NM_PER_PX)
+            if (row := measure_loop(chains, particles, x, y, r0, work)) is not None]
+    band = np.zeros(work.shape, np.uint8)
+    kept, rejected = [], []
+    for row in _distinct(rows):
+        why = judge_loop(row, rules, WORK_NM_PER_PX)
+        win, pixels = row.pop("_band")
+        if why is None:
+            band[win][pixels] = 1
+            kept.append(row)
+        elif why != "in_frame" and row["coverage"] >= 0.5:  # loop-like enough to review
+            rejected.append(dict(row, rejected_by=why))
+    for row in kept + rejected:
+        row.pop("_band", None)
+        row.pop("in_frame")
+        for k in LENGTH_KEYS:
+            row[k] /= zoom
+        row["area_px"] = int(round(row["area_px"] / zoom**2))
+    kept.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
+    for i, r in enumerate(kept, 1):
+        r["structure_id"] = i
+    mask = cv2.resize(band, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST) \
+        if band.shape != image.shape else band
+    return kept, rejected, mask

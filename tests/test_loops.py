@@ -1,0 +1,98 @@
+"""The structure-first ring finder: round empty loops of particle chains, in nm."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nanoseg import io
+from nanoseg.inference.loops import LoopRules, find_loops
+from .conftest import run_cli
+
+PARTICLE_NM = 10.0
+
+
+def micrograph(nm_per_px: float, size_nm: float = 800.0, seed: int = 0, *, ring=(400.0, 400.0, 90.0),
+               arc=None, clump=None, sheet=False) -> np.ndarray:
+    """A dark noisy support with bright ~10 nm particles: a ring of touching particles at
+    ``ring`` (x, y, radius in nm), optionally an open arc and a filled clump."""
+    rng = np.random.default_rng(seed)
+    n = int(round(size_nm / nm_per_px))
+    yy, xx = (np.mgrid[:n, :n] + 0.5) * nm_per_px
+    img = np.full((n, n), 50.0)
+    if sheet:  # the loop's chain runs along the edge of a brighter carbon sheet that fills it
+        img[np.hypot(xx - ring[0], yy - ring[1]) < ring[2] - 6.0] += 40.0
+    centres = []
+
+    def along(cx, cy, r, start, stop):
+        steps = int(abs(stop - start) * r / (0.9 * PARTICLE_NM))
+        for t in np.linspace(start, stop, steps, endpoint=False):
+            centres.append((cx + r * math.cos(t), cy + r * math.sin(t)))
+    if ring:
+        along(*ring, 0.0, 2 * math.pi * 0.92)
+    if arc:
+        along(*arc, 0.0, 2 * math.pi * 0.35)
+    if clump:
+        cx, cy, r = clump
+        for _ in range(60):
+            a, d = rng.uniform(0, 2 * math.pi), r * math.sqrt(rng.uniform())
+            centres.append((cx + d * math.cos(a), cy + d * math.sin(a)))
+    for cx, cy in centres:
+        img += 140.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (PARTICLE_NM / 2.5) ** 2))
+    img += rng.normal(0, 4.0, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_a_closed_round_loop_of_particles_is_a_ring_with_its_radius_in_nm():
+    img = micrograph(2.0, arc=(150.0, 150.0, 70.0), clump=(650.0, 650.0, 40.0))
+    rings, rejected, mask = find_loops(img, nm_per_px=2.0)
+    assert len(rings) == 1
+    r = rings[0]
+    assert r["centre_x_px"] * 2.0 == pytest.approx(400.0, abs=10.0)
+    assert r["centre_y_px"] * 2.0 == pytest.approx(400.0, abs=10.0)
+    assert r["mean_radius_px"] * 2.0 == pytest.approx(90.0, rel=0.1)
+    assert r["coverage"] >= 0.85 and r["interior_fill"] <= 0.05
+    yy, xx = (np.mgrid[:400, :400] + 0.5) * 2.0
+    on_ring = (np.abs(np.hypot(xx - 400.0, yy - 400.0) - 90.0) < 6.0) & (img > 150)
+    assert mask.shape == img.shape and mask[on_ring].mean() > 0.8 and mask[img <= 150].mean() < 0.02
+
+
+def test_the_same_ring_at_half_the_pixel_size_is_the_same_ring_in_nm():
+    coarse, _, _ = find_loops(micrograph(2.0), nm_per_px=2.0)
+    fine, _, _ = find_loops(micrograph(1.0), nm_per_px=1.0)
+    assert len(coarse) == len(fine) == 1
+    assert fine[0]["mean_radius_px"] * 1.0 == pytest.approx(coarse[0]["mean_radius_px"] * 2.0, rel=0.05)
+    assert fine[0]["centre_x_px"] * 1.0 == pytest.approx(coarse[0]["centre_x_px"] * 2.0, abs=4.0)
+
+
+def test_an_open_arc_a_small_loop_and_a_filled_clump_are_not_rings():
+    arc_only = micrograph(2.0, ring=None, arc=(400.0, 400.0, 90.0), clump=(200.0, 200.0, 60.0))
+    assert find_loops(arc_only, nm_per_px=2.0)[0] == []
+    small = micrograph(2.0, ring=(400.0, 400.0, 30.0))  # a rosette-sized loop: below 50 nm
+    assert find_loops(small, nm_per_px=2.0)[0] == []
+    found = find_loops(small, nm_per_px=2.0, rules=LoopRules(min_radius_nm=20.0))[0]
+    assert len(found) == 1 and found[0]["mean_radius_px"] * 2.0 == pytest.approx(30.0, rel=0.15)
+
+
+def test_a_loop_along_a_sheet_edge_is_rejected_by_the_brighter_support_inside():
+    rings, rejected, _ = find_loops(micrograph(2.0, sheet=True), nm_per_px=2.0)
+    assert rings == [] and any(r["rejected_by"] == "interior_step" for r in rejected)
+
+
+def test_predict_without_a_model_finds_rings_structure_first_and_with_one_uses_it(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_png(src / "ring.png", micrograph(2.0))
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "loops", "--scale-nm-per-px", "2")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "loops" / "summary.json").read_text())
+    assert summary["ring_finder"] == "loops" and summary["model"] is None
+    rows = io.read_csv(tmp_path / "loops" / "structures.csv")
+    assert len(rows) == 1 and float(rows[0]["mean_radius_nm"]) == pytest.approx(90.0, rel=0.1)
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "model", "--model", tiny_checkpoint)
+    assert code == 0, err
+    assert json.loads((tmp_path / "model" / "summary.json").read_text())["ring_finder"] == "model"
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "shipped", "--ring-finder", "model")
+    assert code == 0, err  # the model nanoseg ships, when no --model is given
+    assert json.loads((tmp_path / "shipped" / "summary.json").read_text())["model"].endswith("rings-unet-small.pt")
