@@ -96,3 +96,11 @@ def test_predict_without_a_model_finds_rings_structure_first_and_with_one_uses_i
     code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "shipped", "--ring-finder", "model")
     assert code == 0, err  # the model nanoseg ships, when no --model is given
     assert json.loads((tmp_path / "shipped" / "summary.json").read_text())["model"].endswith("rings-unet-small.pt")
+
+
+def test_a_model_option_without_a_model_is_refused_not_ignored(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_png(src / "ring.png", micrograph(2.0))
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o", "--min-confidence", "0.2")
+    assert code == 2 and "--min-confidence" in err and not (tmp_path / "o").exists()

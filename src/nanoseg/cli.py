@@ -351,7 +351,8 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
-def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
+@click.pass_context
+def predict(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
             backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
             max_interior_fill, min_confidence, min_radius_px, ring_finder, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
@@ -360,6 +361,15 @@ def predict(model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, over
     cb = _crop_bottom(crop_bottom)
     if ring_finder == "auto":
         ring_finder = "model" if model_path is not None else "loops"
+    if ring_finder == "loops":  # the loop finder has its own rules (nanoseg.inference.loops)
+        given = [f"--{name.replace('_px', '').replace('_', '-')}" for name in (
+            "min_area_px", "min_coverage", "min_circularity", "max_radial_cv", "max_interior_fill",
+            "min_confidence", "min_radius_px", "tile_px", "overlap_px", "batch_size", "device", "backend",
+            "memory_budget_mb")
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise NanosegError(f"{given[0]}: applies to the model (--model, or --ring-finder model for the shipped "
+                               "one); the loop finder used without them has its own rules")
     if model_path is None and ring_finder == "model":
         from .pretrained import default_model_path
 
