@@ -104,3 +104,16 @@ def test_a_model_option_without_a_model_is_refused_not_ignored(tmp_path):
     io.write_png(src / "ring.png", micrograph(2.0))
     code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o", "--min-confidence", "0.2")
     assert code == 2 and "--min-confidence" in err and not (tmp_path / "o").exists()
+
+
+def test_a_micrograph_too_coarse_to_resolve_particles_is_skipped_with_its_reason(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_png(src / "ring.png", micrograph(2.0))
+    io.write_png(src / "coarse.png", micrograph(2.0)[::4, ::4])
+    (src / "coarse.txt").write_text("[SemImageFile]\nPixelSize=8.0\n")  # a Hitachi sidecar: 8 nm/px
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert list(summary["images"]) == ["ring"]
+    assert summary["skipped"][0]["file"].endswith("coarse.png") and "8 nm/px" in summary["skipped"][0]["reason"]

@@ -54,6 +54,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .. import imaging
+from ..errors import NanosegError
 from .measure import fit_circle
 from .rings import particle_map
 
@@ -62,6 +63,7 @@ BRIDGE_NM = 8.0  # closing diameter: gaps between touching clusters of one chain
 SPECK_NM2 = 160.0  # chain pieces smaller than ~2 particles are not chains
 N_RAYS = 72
 ON_LOOP = 0.2  # a crossing within 20% of the fitted radius belongs to the loop
+MAX_NM_PER_PX = 5.0  # coarser, a ~10 nm particle is under 2 px: chains cannot be told from noise
 REACH = 1.6  # rays look for the loop up to 1.6 x the empty radius
 
 
@@ -242,7 +244,7 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None,
     image : (H, W) uint8
         Micrograph without data bar.
     nm_per_px : float, optional
-        Its pixel size (nm/px); unknown, it is taken to be ``WORK_NM_PER_PX``.
+        Its pixel size (nm/px, at most ``MAX_NM_PER_PX``); unknown, it is taken to be ``WORK_NM_PER_PX``.
     rules : LoopRules
         Thresholds (sizes in nm).
 
@@ -252,6 +254,9 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None,
         them (plus ``max_gap``, ``exterior_density``, ``interior_fill``; each rejected row names its
         ``rejected_by`` rule), and the class mask (1 = the chain of each ring's band).
     """
+    if nm_per_px is not None and nm_per_px > MAX_NM_PER_PX:
+        raise NanosegError(f"pixel size {nm_per_px:g} nm/px: particles of ~10 nm are under 2 px; the loop finder "
+                           f"needs at most {MAX_NM_PER_PX:g} nm/px")
     zoom = (nm_per_px or WORK_NM_PER_PX) / WORK_NM_PER_PX
     work = imaging.zoom(image, zoom) if abs(zoom - 1) > 1e-6 else image
     chains, particles = chain_map(work, WORK_NM_PER_PX)

@@ -104,7 +104,11 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
             if nm is None:
                 unknown_scale.append(path.name)
             if ring_finder == "loops":
-                found = find_loops(image, nm_per_px=nm)
+                try:
+                    found = find_loops(image, nm_per_px=nm)
+                except NanosegError as exc:
+                    problems.append((str(path), str(exc)))
+                    continue
                 mask, confidence, zoom = found[2], None, 1.0
             else:
                 probs = probs_at_zoom(predictor, image, zoom)
