@@ -55,20 +55,8 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     instead (``inference.loops``: round empty loops of the particle chains, no model; the mask is
     the chain of each ring's band). The other parameters are those of ``nanoseg predict``.
     """
-    if ring_finder not in RING_FINDERS:
-        raise NanosegError(f"--ring-finder: {ring_finder!r} is not one of {', '.join(RING_FINDERS)}")
-    if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
-        raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
-    if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
-        raise NanosegError(f"--crop-bottom: {crop_bottom} is negative")
-    if batch_size < 1:
-        raise NanosegError(f"--batch-size: must be at least 1 (got {batch_size})")
-    if tile_px is not None and tile_px < 16:
-        raise NanosegError(f"--tile: {tile_px} is below the minimum of 16 px")
-    if overlap_px is not None and overlap_px < 0:
-        raise NanosegError(f"--overlap: {overlap_px} is negative")
-    if ring_finder == "model" and model_path is None:
-        raise NanosegError("--model: the model ring finder needs a checkpoint")
+    _check_arguments(ring_finder=ring_finder, model_path=model_path, scale_nm_per_px=scale_nm_per_px,
+                     crop_bottom=crop_bottom, batch_size=batch_size, tile_px=tile_px, overlap_px=overlap_px)
     named = ([("--model", model_path)] if model_path is not None else []) + [("--input", p) for p in inputs]
     io.check_out_separate(out, named)
     predictor, spec = None, {"arch": None}
@@ -93,12 +81,10 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
                 problems.append((io.printable(path), io.printable(str(exc).split(": ", 1)[-1])))
                 continue
             try:
-                bar = imaging.data_bar_rows(image, crop_bottom)
+                image, bar = _without_data_bar(image, crop_bottom)
             except NanosegError as exc:
                 problems.append((str(path), str(exc)))
                 continue
-            if bar:
-                image = image[:-bar]
             nm, source = resolve_scale(path, scale_nm_per_px)
             zoom = resample_factor(nm, trained_scale)
             if nm is None:
@@ -123,18 +109,13 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
                 found=found[:2] if found else None)
             per_image[name]["resample_factor"] = zoom
             all_rows += rows
-            io.write_png(tmp / "masks" / f"{name}.png", mask)
-            io.write_png(tmp / "overlays" / f"{name}.png", draw_overlay(image, mask, rows))
-            if write_labelme:
-                # the micrograph as the model saw it, so the JSON opens and re-imports as is
-                io.write_png(tmp / "labelme" / f"{name}.png", image)
-                doc = labelme.document(labelme.mask_to_shapes(mask), f"{name}.png", mask.shape)
-                (tmp / "labelme" / f"{name}.json").write_text(json.dumps(doc, indent=1))
+            _write_image_outputs(tmp, name, image, mask, rows, write_labelme)
         if not per_image:
             first = problems[0] if problems else ("?", "?")
             raise NanosegError(f"--input: none of {len(files)} file(s) could be used ({first[0]}: {first[1]})")
+        finder = Path(model_path).name if ring_finder == "model" else "structure-first rings"
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
-                                title=f"nanoseg predict: {Path(model_path).name if ring_finder == 'model' else 'structure-first rings'}", settings={
+                                title=f"nanoseg predict: {finder}", settings={
                                     "command": "predict", "ring_finder": ring_finder,
                                     "model": str(model_path) if ring_finder == "model" else None, "arch": spec["arch"],
                                     "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
@@ -145,6 +126,41 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
         # bands that failed a ring rule, with the rule: for review
         io.write_csv(tmp / "rejected.csv", all_rejected, REJECTED_COLUMNS)
     return summary
+
+
+def _check_arguments(*, ring_finder, model_path, scale_nm_per_px, crop_bottom, batch_size, tile_px, overlap_px):
+    """One-line errors for arguments no micrograph can fix, before anything is read or written."""
+    if ring_finder not in RING_FINDERS:
+        raise NanosegError(f"--ring-finder: {ring_finder!r} is not one of {', '.join(RING_FINDERS)}")
+    if scale_nm_per_px is not None and not (np.isfinite(scale_nm_per_px) and scale_nm_per_px > 0):
+        raise NanosegError(f"--scale-nm-per-px: must be a positive finite number (got {scale_nm_per_px})")
+    if crop_bottom not in (None, "auto") and int(crop_bottom) < 0:
+        raise NanosegError(f"--crop-bottom: {crop_bottom} is negative")
+    if batch_size < 1:
+        raise NanosegError(f"--batch-size: must be at least 1 (got {batch_size})")
+    if tile_px is not None and tile_px < 16:
+        raise NanosegError(f"--tile: {tile_px} is below the minimum of 16 px")
+    if overlap_px is not None and overlap_px < 0:
+        raise NanosegError(f"--overlap: {overlap_px} is negative")
+    if ring_finder == "model" and model_path is None:
+        raise NanosegError("--model: the model ring finder needs a checkpoint")
+
+
+def _without_data_bar(image: np.ndarray, crop_bottom) -> tuple[np.ndarray, int]:
+    """(the micrograph without its data bar, the rows cut)."""
+    bar = imaging.data_bar_rows(image, crop_bottom)
+    return (image[:-bar] if bar else image), bar
+
+
+def _write_image_outputs(tmp: Path, name: str, image: np.ndarray, mask: np.ndarray, rows: list[dict],
+                         write_labelme: bool) -> None:
+    io.write_png(tmp / "masks" / f"{name}.png", mask)
+    io.write_png(tmp / "overlays" / f"{name}.png", draw_overlay(image, mask, rows))
+    if write_labelme:
+        # the micrograph as the model saw it, so the JSON opens and re-imports as is
+        io.write_png(tmp / "labelme" / f"{name}.png", image)
+        doc = labelme.document(labelme.mask_to_shapes(mask), f"{name}.png", mask.shape)
+        (tmp / "labelme" / f"{name}.json").write_text(json.dumps(doc, indent=1))
 
 
 def _scale_notes(unknown: list[str], trained_scale, ring_finder: str = "model") -> list[str]:
