@@ -80,6 +80,20 @@ def test_measurements_recover_known_rings():
     assert abs(e["ellipse_angle_deg"] - 30) < 3 and e["circularity"] == pytest.approx(0.5, abs=0.05)
 
 
+def test_each_structure_keeps_exactly_its_own_pixels_in_scan_order():
+    m = _annulus((160, 200), 60, 70, 40, 5)
+    m |= _annulus((160, 200), 150, 50, 25, 4, 0, 200)
+    m[150:152, 0:3] = 1  # a fragment below min_area_px
+    labels = cv2.connectedComponents(m, connectivity=8)[1]
+    rows = measure_structures(m, min_coverage=0.0, with_pixels=True)
+    assert len(rows) == 2
+    for r in rows:
+        ys, xs = r["_pixels"]
+        k = labels[ys[0], xs[0]]
+        want_ys, want_xs = np.nonzero(labels == k)
+        assert np.array_equal(ys, want_ys) and np.array_equal(xs, want_xs)
+
+
 def test_pixel_size_from_metadata_and_flag(tmp_path):
     img = np.zeros((32, 32), np.uint8)
     fei = tmp_path / "fei.tif"

@@ -75,8 +75,11 @@ def _check_pixels(path: Path, shape) -> None:
 PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
     PNG_FLAGS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-#: colour figures and overlays (few, with flat areas) and 16-bit images: ordinary deflate, half the size
-PNG_FLAGS_OTHER = [cv2.IMWRITE_PNG_COMPRESSION, 6]
+#: colour figures and overlays and 16-bit images: fast deflate with the SUB filter (a 1280x890 predict
+#: overlay: 45 ms and 1.26 MB, against 320 ms and 1.14 MB at the default level 6; half the size of RLE)
+PNG_FLAGS_OTHER = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+    PNG_FLAGS_OTHER += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
 def encode_png(arr: np.ndarray) -> bytes:

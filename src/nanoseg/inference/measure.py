@@ -112,12 +112,15 @@ def measure_structures(mask: np.ndarray, min_area_px: int = MIN_AREA_PX, min_cov
     ``with_pixels`` keeps each structure's pixel coordinates as ``row["_pixels"] = (ys, xs)``.
     """
     fg = (mask == class_index).astype(np.uint8)
-    n, labels = cv2.connectedComponents(fg, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     rows = []
     for k in range(1, n):
-        ys, xs = np.nonzero(labels == k)
-        if len(xs) < min_area_px:
+        if stats[k, cv2.CC_STAT_AREA] < min_area_px:
             continue
+        # the component's pixels from its bounding box (row-major, as a whole-image nonzero gives them)
+        x0, y0, bw, bh = (int(v) for v in stats[k, :4])
+        ys, xs = np.nonzero(labels[y0:y0 + bh, x0:x0 + bw] == k)
+        ys, xs = ys + y0, xs + x0
         row = measure_component(ys, xs)
         if row["coverage"] >= min_coverage and row["mean_radius_px"] >= min_radius_px:
             if confidence is not None:
