@@ -241,6 +241,29 @@ def test_whole_image_tiles_and_onnx_give_the_same_mask():
     assert np.abs(a - b).max() < 1e-4 and _same_mask_away_from_ties(a, b, 2e-4)
 
 
+def test_predictor_runs_a_folded_channels_last_copy_with_the_models_probabilities():
+    from nanoseg.inference.engine import Predictor
+
+    torch.manual_seed(2)
+    unet = build_model("unet-small")
+    for m in unet.modules():  # batch-norm statistics far from the identity, so folding them matters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    unet.eval()
+    img = np.random.default_rng(6).integers(0, 255, (70, 90)).astype(np.uint8)
+    with torch.inference_mode():
+        eager = torch.softmax(unet(torch.from_numpy(img / 255.0).float()[None, None]), 1)[0].numpy()
+    pred = Predictor(unet)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in pred.run.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in unet.modules()) == 18     # the caller's model is untouched
+    p = pred.probs(img)
+    assert p.shape == eager.shape and p.flags["C_CONTIGUOUS"]
+    assert np.abs(p - eager).max() < 1e-4 and _same_mask_away_from_ties(p, eager, 2e-4)
+
+
 def test_activation_memory_per_pixel_grows_with_the_model_and_sets_the_tile():
     from nanoseg.inference.engine import activation_bytes_per_px, largest_tile_px
 

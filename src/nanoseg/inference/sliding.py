@@ -58,7 +58,7 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
     x_full = torch.from_numpy(image.astype(np.float32) / 255.0)
     if h <= tile_px and w <= tile_px:
         logits = model(x_full[None, None].to(device))
-        return torch.softmax(logits.float(), 1)[0].cpu().numpy()
+        return torch.softmax(logits.float(), 1)[0].contiguous().cpu().numpy()  # (C, H, W) even from channels-last
     th, tw = min(tile_px, h), min(tile_px, w)
     coords = tile_origins((h, w), tile_px, overlap_px)
     acc = None
@@ -66,7 +66,7 @@ def predict_probs(model, image: np.ndarray, tile_px: int = 384, overlap_px: int 
     for b in range(0, len(coords), batch_size):
         chunk = coords[b:b + batch_size]
         batch = torch.stack([x_full[y:y + th, x:x + tw] for y, x in chunk])[:, None].to(device)
-        probs = torch.softmax(model(batch).float(), 1).cpu().numpy()
+        probs = torch.softmax(model(batch).float(), 1).contiguous().cpu().numpy()
         if acc is None:
             acc = np.zeros((probs.shape[1], h, w), np.float32)
         for (y, x), p in zip(chunk, probs):
