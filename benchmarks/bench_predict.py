@@ -22,7 +22,9 @@ checkpoint is packaged), which changes what ring measurement finds, not the netw
 Each round times, back to back: the two bare passes, then `predict` with each back-end and with
 the former default tiling for a model trained at 321 px (352-px tiles, 88 px of overlap). Ratios
 are taken within a round and the median over rounds is reported, so other load on the machine
-moves both sides of a ratio alike. `--breakdown` also times predict's steps one by one.
+moves both sides of a ratio alike; the ratio of the fastest runs and the ratio of CPU times (this
+process, all threads; predict has no worker processes) are shown beside it, as they hold up
+better when other jobs load the machine. `--breakdown` also times predict's steps one by one.
 
 Run: `.venv/bin/python benchmarks/bench_predict.py [--models unet-small unet] [--rounds 5] [--breakdown]`.
 """
@@ -86,10 +88,19 @@ def model_checkpoint(name: str, tmp: Path) -> Path:
     return ckpt
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(wall-clock s, CPU s of this process: all its threads) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def ratio_line(t: list[tuple[float, float]], base: list[tuple[float, float]]) -> str:
+    wall = [a[0] / b[0] for a, b in zip(t, base)]
+    cpu = statistics.median(a[1] / b[1] for a, b in zip(t, base))
+    best = min(a[0] for a in t) / min(b[0] for b in base)
+    return (f"{statistics.median(wall):.2f}x (range {min(wall):.2f}-{max(wall):.2f}; fastest runs {best:.2f}x; "
+            f"CPU time {cpu:.2f}x)")
 
 
 def breakdown(ckpt: Path, image: dict) -> dict[str, float]:
@@ -143,7 +154,7 @@ def bench(name: str, rounds: int, tmp: Path, images: dict[str, dict], with_break
         bare(), bare(fast)  # warm-up: allocator, oneDNN kernels for this size
         for kw in VARIANTS.values():
             run(kw, 0)
-        t: dict[str, list[float]] = {"bare": [], "bare, predict's copy": [], **{v: [] for v in VARIANTS}}
+        t: dict[str, list[tuple[float, float]]] = {"bare": [], "bare, predict's copy": [], **{v: [] for v in VARIANTS}}
         for r in range(rounds):
             t["bare"].append(timed(bare))
             t["bare, predict's copy"].append(timed(lambda: bare(fast)))
@@ -152,17 +163,12 @@ def bench(name: str, rounds: int, tmp: Path, images: dict[str, dict], with_break
         base = t["bare"]
         h, w = image["net_input"].shape
         print(f"\n{name} on the {label} ({w}x{h} into the network), {rounds} interleaved rounds:")
-        print(f"  bare whole-image forward pass, model as trained: median {statistics.median(base):.2f} s")
+        print(f"  bare whole-image forward pass, model as trained: median {statistics.median(a[0] for a in base):.2f} s")
         for v in t:
-            if v == "bare":
-                continue
-            ratios = [a / b for a, b in zip(t[v], base)]
-            print(f"  {v}: median {statistics.median(t[v]):.2f} s = {statistics.median(ratios):.2f}x the bare "
-                  f"forward pass (range {min(ratios):.2f}-{max(ratios):.2f})")
-        fast_base = t["bare, predict's copy"]
-        ratios = [a / b for a, b in zip(t["torch (default)"], fast_base)]
+            if v != "bare":
+                print(f"  {v}: median {statistics.median(a[0] for a in t[v]):.2f} s = {ratio_line(t[v], base)}")
         print(f"  predict [torch (default)] against the bare pass of its own copy: "
-              f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})")
+              f"{ratio_line(t['torch (default)'], t[\"bare, predict's copy\"])}")
         if with_breakdown:
             steps = breakdown(ckpt, image)
             total = sum(steps.values())
