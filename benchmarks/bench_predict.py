@@ -15,9 +15,9 @@ Two micrographs, both in one run: the packaged real example (Boiko et al. 2020, 
 134-row data bar found by `--crop-bottom auto`, so 1280x890 reaches the network; its pixel size is
 unknown, so it runs at its own pixels) and a synthetic 1280x960 micrograph from nanoseg's own
 generator at 3.6 nm/px (the model's trained pixel size, given as `--scale-nm-per-px`, so no
-resampling) where the packaged model marks a few hundred candidate bands, so ring finding has work to do. The model is the packaged
-`unet-small` (`nanoseg predict --ring-finder model`'s shipped model; the library call is given
-it explicitly); other `--models` names are untrained (no such checkpoint is packaged), which
+resampling) where the packaged model marks a few hundred candidate bands, so ring finding has
+work to do. The model is the packaged `unet-small` (the shipped model of `nanoseg predict
+--ring-finder model`; the library call is given it explicitly); other `--models` names are untrained (no such checkpoint is packaged), which
 changes what ring measurement finds, not the network's cost.
 
 Each round times, back to back: the two bare passes, then `predict` with each back-end and with
