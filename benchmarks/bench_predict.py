@@ -17,8 +17,8 @@ unknown, so it runs at its own pixels) and a synthetic 1280x960 micrograph from 
 generator at 3.6 nm/px (the model's trained pixel size, given as `--scale-nm-per-px`, so no
 resampling) where the packaged model marks a few hundred candidate bands, so ring finding has
 work to do. The model is the packaged `unet-small` (the shipped model of `nanoseg predict
---ring-finder model`; the library call is given it explicitly); other `--models` names are untrained (no such checkpoint is packaged), which
-changes what ring measurement finds, not the network's cost.
+--ring-finder model`; the library call is given it explicitly); other `--models` names are
+untrained (no such checkpoint is packaged), which changes what ring measurement finds, not the network's cost.
 
 Each round times, back to back: the two bare passes, then `predict` with each back-end and with
 the former default tiling for a model trained at 321 px (352-px tiles, 88 px of overlap). Ratios
@@ -155,7 +155,8 @@ def bench(name: str, rounds: int, tmp: Path, images: dict[str, dict], with_break
         bare(), bare(fast)  # warm-up: allocator, oneDNN kernels for this size
         for kw in VARIANTS.values():
             run(kw, 0)
-        t: dict[str, list[tuple[float, float]]] = {"bare": [], "bare, predict's copy": [], **{v: [] for v in VARIANTS}}
+        t: dict[str, list[tuple[float, float]]] = {"bare": [], "bare, predict's copy": [],
+                                                   **{v: [] for v in VARIANTS}}
         for r in range(rounds):
             t["bare"].append(timed(bare))
             t["bare, predict's copy"].append(timed(lambda: bare(fast)))
@@ -164,7 +165,8 @@ def bench(name: str, rounds: int, tmp: Path, images: dict[str, dict], with_break
         base = t["bare"]
         h, w = image["net_input"].shape
         print(f"\n{name} on the {label} ({w}x{h} into the network), {rounds} interleaved rounds:")
-        print(f"  bare whole-image forward pass, model as trained: median {statistics.median(a[0] for a in base):.2f} s")
+        print(f"  bare whole-image forward pass, model as trained: "
+              f"median {statistics.median(a[0] for a in base):.2f} s")
         for v in t:
             if v != "bare":
                 print(f"  {v}: median {statistics.median(a[0] for a in t[v]):.2f} s = {ratio_line(t[v], base)}")
