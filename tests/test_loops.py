@@ -14,7 +14,7 @@ PARTICLE_NM = 10.0
 
 
 def micrograph(nm_per_px: float, size_nm: float = 800.0, seed: int = 0, *, ring=(400.0, 400.0, 90.0),
-               arc=None, clump=None, sheet=False) -> np.ndarray:
+               arc=None, clump=None, sheet=False, ring_pieces: int = 1) -> np.ndarray:
     """A dark noisy support with bright ~10 nm particles: a ring of touching particles at
     ``ring`` (x, y, radius in nm), optionally an open arc and a filled clump."""
     rng = np.random.default_rng(seed)
@@ -29,8 +29,10 @@ def micrograph(nm_per_px: float, size_nm: float = 800.0, seed: int = 0, *, ring=
         steps = int(abs(stop - start) * r / (0.9 * PARTICLE_NM))
         for t in np.linspace(start, stop, steps, endpoint=False):
             centres.append((cx + r * math.cos(t), cy + r * math.sin(t)))
-    if ring:
-        along(*ring, 0.0, 2 * math.pi * 0.92)
+    if ring:  # 92% of the circle, in ``ring_pieces`` equal arcs with equal gaps
+        for k in range(ring_pieces):
+            start = 2 * math.pi * k / ring_pieces
+            along(*ring, start, start + 2 * math.pi * 0.92 / ring_pieces)
     if arc:
         along(*arc, 0.0, 2 * math.pi * 0.35)
     if clump:
@@ -117,3 +119,23 @@ def test_a_micrograph_too_coarse_to_resolve_particles_is_skipped_with_its_reason
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert list(summary["images"]) == ["ring"]
     assert summary["skipped"][0]["file"].endswith("coarse.png") and "8 nm/px" in summary["skipped"][0]["reason"]
+
+
+def test_evaluate_scores_a_predict_folder_by_the_rings_it_reports(tmp_path):
+    import cv2
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    img = micrograph(2.0, ring_pieces=3)  # its chain in three arcs: three mask components, one ring
+    io.write_png(data / "images" / "ring.png", img)
+    truth = np.zeros(img.shape, np.uint8)
+    cv2.circle(truth, (200, 200), 45, 1, 5)  # the labelled band: radius 90 nm at 2 nm/px
+    io.write_png(data / "masks" / "ring.png", truth)
+    code, _, err = run_cli("predict", "--input", data / "images", "--out", tmp_path / "pred", "--scale-nm-per-px", "2")
+    assert code == 0, err
+    code, _, err = run_cli("evaluate", "--pred", tmp_path / "pred", "--gt", data, "--structures",
+                           "--json", tmp_path / "m.json")
+    assert code == 0, err
+    s = json.loads((tmp_path / "m.json").read_text())["structures"]
+    assert s["n_gt"] == 1 and s["n_pred"] == 1 and s["f1"] == 1.0

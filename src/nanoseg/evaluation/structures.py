@@ -199,9 +199,16 @@ def rings_from_labelme(doc: dict, min_area_px: int = MIN_AREA_PX, min_coverage: 
 
 
 def evaluate_structure_folders(pred_dir, gt_dir) -> dict:
+    """Ring scores of a folder of predicted masks against a folder or dataset of truth.
+
+    A ``predict`` output folder is judged by the rings it reports (its ``structures.csv``: the
+    rings that passed the ring rules, or the loop finder's rings, whose mask is only the chain of
+    each band); a folder of bare masks by their connected components.
+    """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gt_sub = gt_dir / "masks" if (gt_dir / "masks").is_dir() else gt_dir
     pred_sub = pred_dir / "masks" if (pred_dir / "masks").is_dir() else pred_dir
+    reported = _reported_rings(pred_dir / "structures.csv")
     preds, gts = {}, {}
     metas = read_meta(gt_dir)
     for p in io.list_images(gt_sub):
@@ -210,4 +217,23 @@ def evaluate_structure_folders(pred_dir, gt_dir) -> dict:
             raise NanosegError(f"--pred: {q} missing")
         preds[p.stem] = io.read_mask(q)
         gts[p.stem] = ground_truth_rings(gt_dir, metas, p.stem, io.read_mask(p))
+    if reported is not None:
+        return evaluate_structures(preds, gts, pred_rings={k: reported.get(k, []) for k in preds})
     return evaluate_structures(preds, gts)
+
+
+RING_FIELDS = ("centre_x_px", "centre_y_px", "mean_radius_px", "ring_width_px", "coverage")
+
+
+def _reported_rings(path: Path) -> dict[str, list[dict]] | None:
+    """Image name -> the rings ``predict`` reported in its ``structures.csv`` (None: no such file)."""
+    if not path.is_file():
+        return None
+    out: dict[str, list[dict]] = {}
+    for row in io.read_csv(path):
+        try:
+            ring = {k: float(row[k]) for k in RING_FIELDS}
+        except (KeyError, ValueError):
+            raise NanosegError(f"--pred: {path} is not a structures.csv of nanoseg predict") from None
+        out.setdefault(row["image"], []).append(ring)
+    return out
