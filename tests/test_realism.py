@@ -139,6 +139,9 @@ def test_calibrate_recovers_off_default_rendering_parameters():
     assert _centre(got.psf_sigma_nm) == pytest.approx(2.2, rel=0.25)
     assert _centre(got.background_level) == pytest.approx(110, abs=15)
     assert r["distance_after"] < r["distance_before"]
+    # the parameters were moved towards the truth, one correction after another, not by chance
+    traced = [t["psf_sigma_nm"] for t in r["trace"]]
+    assert traced[0] < traced[1] < traced[2]
 
 
 def test_calibrate_command_writes_a_config_that_synth_accepts(tmp_path):
@@ -167,4 +170,5 @@ def test_calibrate_recovers_dose_and_particle_density_too():
     got = r["params"]
     assert _centre(got.particle_diameter_nm) == pytest.approx(11.0, rel=0.2)
     assert _centre(got.dose_e_per_px) == pytest.approx(300, rel=0.5)
-    assert r["distance_after"] < 0.1
+    # measured on other seeds than the fit's: the gain is the parameters', not the fit's noise
+    assert r["distance_after"] < 0.7 * r["distance_before"]

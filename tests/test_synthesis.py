@@ -138,12 +138,12 @@ def test_invalid_config_values_are_refused(tmp_path, yaml_text, needle):
 
 def test_parameters_from_the_command_line(tmp_path):
     code, _, err = run_cli("synth", "--out", tmp_path / "a", "--n", "2", "--size", "64", "--workers", "1",
-                           "--set", "ring_radius_px=[20, 21]", "--set", "flakes=[0, 0]")
+                           "--set", "ring_radius_px=[20, 21]", "--set", "sheets_per_um2=[0, 0]")
     assert code == 0, err
     import json
 
     rows = io.read_csv(tmp_path / "a" / "manifest.csv")
-    assert json.loads(rows[0]["params"])["flakes"] == 0
+    assert json.loads(rows[0]["params"])["sheets_per_um2"] == 0
     saved = json.loads((tmp_path / "a" / "synth.json").read_text())["params"]
     assert saved["ring_radius_px"] == [20.0, 21.0]
     code, _, err = run_cli("synth", "--out", tmp_path / "b", "--n", "2", "--set", "ring_radius_px=[30, 10]")

@@ -8,7 +8,7 @@ import pytest
 from nanoseg.synthesis import load_params, synthesize_sample
 
 QUIET = dict(network_prob=0.0, chains=(0, 0), arcs=(0, 0), elongated_loops=(0, 0), dense_clusters=(0, 0),
-             big_particles=(0, 0), debris=(0, 0), flakes=(0, 0), rosettes_per_um2=(0.0, 0.0),
+             big_particles=(0.0, 0.0), debris=(0.0, 0.0), sheets_per_um2=(0.0, 0.0), rosettes_per_um2=(0.0, 0.0),
              thick_flakes_per_um2=(0.0, 0.0), rings_per_image=(0, 0))
 
 
@@ -47,10 +47,10 @@ def test_rosettes_have_a_dark_centre_and_are_never_labelled():
 
 
 def test_carbon_sheets_carry_their_own_particles():
-    p = load_params("realistic", overrides=dict(QUIET, flakes=(2, 2), sheet_particles_per_um2=(3000.0, 3000.0),
-                                                scale_nm_per_px=(1.0, 1.0)))
+    p = load_params("realistic", overrides=dict(QUIET, sheets_per_um2=(3.0, 3.0),
+                                                sheet_particles_per_um2=(3000.0, 3000.0), scale_nm_per_px=(1.0, 1.0)))
     s = synthesize_sample(p, 5, 0, (256, 256))
-    assert sum(1 for n in s["negatives"] if n["type"] == "sheet") == 2
+    assert sum(1 for n in s["negatives"] if n["type"] == "sheet") >= 1
     assert any(row[3] == "sheet" for row in s["particles"])
 
 

@@ -508,7 +508,7 @@ def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_b
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
 @click.option("--preset", default="realistic", show_default=True, help="starting preset")
 @click.option("--config", type=click.Path(), help="starting YAML on top of the preset")
-@click.option("--iterations", default=6, show_default=True, help="correction steps")
+@click.option("--iterations", default=8, show_default=True, help="correction steps")
 @click.option("--per-image", "per_real", default=6, show_default=True,
               help="synthetic images rendered at each micrograph's pixel size per step")
 @click.option("--seed", default=0, show_default=True)

@@ -1,13 +1,23 @@
 """``nanoseg calibrate``: fit the generator's ranges to a user's unlabelled micrographs.
 
-The fit is an iterated, damped proportional correction. Each iteration renders a small batch
-of synthetic images at every real micrograph's own pixel size (fixed seeds: the same scenes
-every iteration, so that a change of the distance is the parameters' doing), measures them
-with ``stats.measure_image`` and moves each parameter in ``KNOBS`` by the mismatch of the
-statistic it mainly drives: multiplicative parameters by ``(real / synthetic) ** (gain x
-DAMPING)``, additive ones (grey levels) by the difference. The iterate with the smallest
-overall distance (``distance.compare_matched``) is kept. Ranges keep their relative width;
-grey-level ranges are first set around the levels measured on the real micrographs.
+The fit is an iterated, damped proportional correction. Each iteration renders a batch of
+synthetic images at every real micrograph's own pixel size, measures them with
+``stats.measure_image`` and moves each parameter in ``KNOBS`` by the mismatch of the statistic it
+mainly drives: multiplicative parameters by ``(real / synthetic) ** (gain x step)``, additive ones
+(grey levels) by ``gain x step x`` the difference, where ``step`` starts at ``DAMPING`` and shrinks
+as ``DAMPING / (1 + iteration / 2)`` (early steps move far, late ones settle instead of chasing the
+rendering noise). A mismatch is averaged over the real micrographs with every magnification
+weighing the same, as in the distance. Ranges keep their relative width; grey-level ranges are
+first set around the levels measured on the real micrographs.
+
+Why this converges rather than wanders: the renders of every iteration use the same seeds, and the
+generator draws each kind of structure and the imaging noise from its own stream
+(``synthesis.scene.build_scene``), so two iterations render the same scenes but for what the
+parameters change (common random numbers); the parameters are kept as floats between iterations
+(integer counts are rounded only to render), so small corrections of a count accumulate instead of
+being rounded away. The iterate with the smallest distance on these fitting renders is kept, and
+the distances reported before and after are measured on *other* seeds (``validation_seed``) with
+``validation_per_real`` images per micrograph, so the reported gain is not the fit's own noise.
 
 Works for any material whose particles are brighter than the support: nothing here assumes
 Pd or a particle size (the statistics measure sizes, spacing and grey levels as they are).
@@ -26,9 +36,9 @@ from tqdm import tqdm
 from ..errors import NanosegError
 from ..synthesis.generate import synthesize_sample
 from ..synthesis.params import SynthParams, load_params
-from .distance import compare_matched
+from .distance import compare_matched, magnification_groups
 from .sources import Micrograph
-from .stats import ImageStats, measure_image
+from .stats import SPECTRUM_BANDS, ImageStats, measure_image, pool
 
 DAMPING = 0.8
 MAX_STEP = 2.0            # no parameter moves by more than this factor (or 40 grey levels) per iteration
@@ -55,22 +65,29 @@ KNOBS = [
     Knob("psf_sigma_nm", "blur_edge_width_nm", "mul", 1.0, (0.05, 50.0)),
     Knob("background_level", "background_level", "add", 1.0, (0.0, 250.0)),
     Knob("particle_level", "particle_level", "add", 1.0, (5.0, 255.0)),
-    Knob("dose_e_per_px", "noise_rel", "mul", -2.0, (2.0, 20000.0)),
-    Knob("detector_noise", "noise_rel", "mul", -1.0, (0.0, 0.3)),
-    Knob("texture_strength", "texture_power", "mul", 0.5, (0.0, 0.6)),
+    Knob("dose_e_per_px", "noise_rel", "mul", -2.0, (2.0, 20000.0)),  # shot noise ~ dose^-1/2
+    Knob("detector_noise", "noise_rel", "mul", 1.0, (0.0, 0.3)),     # noise ~ detector_noise
+    Knob("texture_strength", "texture_power_coarse", "mul", 0.5, (0.0, 0.6)),
+    Knob("grain_strength", "texture_power_fine", "mul", 0.5, (0.0, 0.6)),
     Knob("scattered_per_um2", "density_per_um2", "mul", 1.0, (0.0, 6000.0)),
     Knob("network_cells", "density_per_um2", "mul", 1.0, (1, 60)),
     Knob("chains", "density_per_um2", "mul", 1.0, (0, 40)),
     Knob("line_width_jitter", "chain_width_nm", "mul", 2.0, (0.0, 4.0)),
-    Knob("flakes", "sheet_coverage", "mul", 1.0, (0, 8)),
+    Knob("sheets_per_um2", "sheet_coverage", "mul", 1.0, (0.0, 20.0)),
 ]
+
+#: wavelength bands (indices into SPECTRUM_BANDS) of the fine grain and of the coarse texture
+FINE_BANDS = [i for i, (lo, hi) in enumerate(SPECTRUM_BANDS) if hi <= 32]
+COARSE_BANDS = [i for i, (lo, hi) in enumerate(SPECTRUM_BANDS) if lo >= 32]
 
 
 def _value(stats: ImageStats, name: str) -> float:
     if name == "particle_level":
         return stats.particle_level
-    if name == "texture_power":
+    if name.startswith("texture_power"):
         p = np.asarray(stats.texture_power, float)
+        p = p[{"texture_power": slice(None), "texture_power_fine": FINE_BANDS,
+               "texture_power_coarse": COARSE_BANDS}[name]]
         ok = np.isfinite(p) & (p > 0)
         return float(np.exp(np.mean(np.log(p[ok])))) if ok.any() else float("nan")
     if name == "sheet_coverage":
@@ -78,20 +95,30 @@ def _value(stats: ImageStats, name: str) -> float:
     return float(stats.summary()[name])
 
 
-def _set_range(values: dict, knob: Knob, factor: float | None = None, shift: float | None = None) -> None:
-    lo, hi = values[knob.param]
-    is_int = isinstance(lo, int) and isinstance(hi, int)
+def _move(state: dict, knob: Knob, *, factor: float | None = None, shift: float | None = None,
+          integer: bool = False) -> None:
+    """Move the float range ``state[knob.param]`` by a factor or a shift, within the knob's bounds."""
+    lo, hi = state[knob.param]
     if factor is not None:
-        if is_int and hi == 0 and factor > 1:
-            hi = 1
+        if integer and hi == 0 and factor > 1:
+            hi = 1.0
         lo, hi = lo * factor, hi * factor
     if shift is not None:
         lo, hi = lo + shift, hi + shift
     b0, b1 = knob.bounds
-    lo, hi = min(max(lo, b0), b1), min(max(hi, b0), b1)
-    if is_int:
-        lo, hi = int(round(lo)), max(int(round(hi)), int(round(lo)))
-    values[knob.param] = (lo, hi)
+    state[knob.param] = (min(max(lo, b0), b1), min(max(hi, b0), b1))
+
+
+def _rendered(values: dict, state: dict, integer: set) -> dict:
+    """The parameter values with the knobs' float ranges (integer counts rounded, lo <= hi)."""
+    out = dict(values)
+    for name, (lo, hi) in state.items():
+        if name in integer:
+            lo = int(round(lo))
+            out[name] = (lo, max(lo, int(round(hi))))
+        else:
+            out[name] = (float(lo), float(hi))
+    return out
 
 
 def render_batch(params: SynthParams, scales: list[float | None], *, per_real: int, seed: int,
@@ -107,8 +134,9 @@ def render_batch(params: SynthParams, scales: list[float | None], *, per_real: i
 
 
 def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str | Path | None = None,
-              iterations: int = 6, per_real: int = 6, seed: int = 0, size_px: int = SYNTH_SIZE_PX,
-              knobs: list[Knob] | None = None, progress: bool = True) -> dict:
+              iterations: int = 8, per_real: int = 6, seed: int = 0, size_px: int = SYNTH_SIZE_PX,
+              knobs: list[Knob] | None = None, validation_per_real: int | None = None,
+              progress: bool = True) -> dict:
     """Fit the generator's ranges to real micrographs by their statistics.
 
     Parameters
@@ -122,15 +150,20 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     per_real : int
         Synthetic images rendered at each real micrograph's pixel size per iteration.
     seed : int
-        Seed of the calibration renders (the same scenes every iteration).
+        Seed of the fitting renders (the same scenes every iteration); the validation renders use
+        ``seed + 1000``.
     size_px : int
         Side of the rendered images (px).
     knobs : list of Knob, optional
         Which parameters to move (default ``KNOBS``).
+    validation_per_real : int, optional
+        Images per real micrograph of the before/after validation (default ``max(per_real, 8)``).
 
     Returns a dict with ``params`` (the best SynthParams), ``overrides`` (the fields that differ
-    from the preset, YAML-ready), ``distance_before``, ``distance_after``, ``history`` (distance
-    per iteration) and ``comparison`` (``compare_matched`` of the best iterate).
+    from the preset, YAML-ready), ``distance_before`` and ``distance_after`` (validation renders),
+    ``history`` (fitting distance per iteration), ``trace`` (each knob's range centre per
+    iteration), ``best_iteration`` and ``comparison``
+    (``compare_matched`` of the best parameters on the validation renders).
     """
     if not real:
         raise NanosegError("calibrate: no micrographs to calibrate to")
@@ -142,70 +175,79 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     scales = [m.scale_nm_per_px if use_nm else None for m in real]
     real_stats = [measure_image(m.image, s, seed=i) for i, (m, s) in enumerate(zip(real, scales))]
     names = [m.name for m in real]
+    # every magnification weighs the same in a correction, as in the distance
+    weights = np.zeros(len(real))
+    groups = magnification_groups(real_stats)
+    for g in groups:
+        weights[g] = 1.0 / (len(groups) * len(g))
     start = load_params(preset, config)
     values = start.model_dump()
     if use_nm:
         values["scale_nm_per_px"] = (min(known), max(known))
+    integer = {k.param for k in knobs if isinstance(values[k.param][0], int)}
+    state = {k.param: (float(values[k.param][0]), float(values[k.param][1])) for k in knobs}
 
-    def evaluate(vals: dict):
+    def evaluate(vals: dict, at_seed: int, n: int):
         params = SynthParams(**vals)
-        synth = render_batch(params, scales, per_real=per_real, seed=seed, size_px=size_px)
+        synth = render_batch(params, scales, per_real=n, seed=at_seed, size_px=size_px)
         return params, synth, compare_matched(real_stats, synth, names=names)
 
-    bar = tqdm(total=iterations + 2, desc="calibrate", unit="step", disable=not progress)
-    _, _, before = evaluate(values)
-    bar.update()
+    bar = tqdm(total=iterations + 3, desc="calibrate", unit="step", disable=not progress)
     # grey levels: start from what the real micrographs show (the generator maps support and
     # particle centre to these levels before noise and blur)
     bgs = np.array([st.background_level for st in real_stats])
     pls = np.array([st.particle_level for st in real_stats])
     spread = max(5.0, float(bgs.max() - bgs.min()) / 2 + 4)
-    values["background_level"] = (max(0.0, float(bgs.mean()) - spread), float(bgs.mean()) + spread)
+    mid = float(np.average(bgs, weights=weights))
+    state["background_level"] = (max(0.0, mid - spread), mid + spread)
     pspread = max(8.0, float(pls.max() - pls.min()) / 2 + 6)
-    values["particle_level"] = (max(5.0, float(pls.mean()) - pspread), min(255.0, float(pls.mean()) + pspread))
-    history = [before["overall_distance"]]
-    start_vals = start.model_dump() | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
-    best = (before["overall_distance"], start_vals, before)
+    pmid = float(np.average(pls, weights=weights))
+    state["particle_level"] = (max(5.0, pmid - pspread), min(255.0, pmid + pspread))
+    history, trace, best = [], [], None
     for it in range(iterations + 1):
-        params, synth, result = evaluate(values)
+        vals = _rendered(values, state, integer)
+        params, synth, result = evaluate(vals, seed, per_real)
         history.append(result["overall_distance"])
-        if result["overall_distance"] < best[0]:
-            best = (result["overall_distance"], dict(values), result)
+        trace.append({k: round((lo + hi) / 2, 4) for k, (lo, hi) in state.items()})
+        if best is None or result["overall_distance"] < best[0]:
+            best = (result["overall_distance"], vals, it)
         bar.set_postfix(distance=f"{result['overall_distance']:.3f}", best=f"{best[0]:.3f}")
         bar.update()
         if it == iterations:
             break
         # one correction step from the matched pairs: each real micrograph against its own renders
-        new = dict(values)
+        step = DAMPING / (1 + it / 2)
+        synth_sets = [pool(synth[i * per_real:(i + 1) * per_real]) for i in range(len(real))]
         for knob in knobs:
-            ratios, diffs = [], []
+            logs, diffs, wl, wd = [], [], [], []
             for i, r in enumerate(real_stats):
-                ss = _pool_synth(synth, i, per_real)
-                rv, sv = _value(r, knob.statistic), _value(ss, knob.statistic)
+                rv, sv = _value(r, knob.statistic), _value(synth_sets[i], knob.statistic)
                 if np.isfinite(rv) and np.isfinite(sv):
                     diffs.append(rv - sv)
+                    wd.append(weights[i])
                     if rv > 0 and sv > 0:
-                        ratios.append(math.log(rv / sv))
-            if knob.mode == "mul" and ratios:
-                step = math.exp(float(np.clip(DAMPING * knob.gain * np.mean(ratios),
-                                              -math.log(MAX_STEP), math.log(MAX_STEP))))
-                _set_range(new, knob, factor=step)
+                        logs.append(math.log(rv / sv))
+                        wl.append(weights[i])
+            if knob.mode == "mul" and logs:
+                mean = float(np.average(logs, weights=wl))
+                _move(state, knob, integer=knob.param in integer,
+                      factor=math.exp(float(np.clip(step * knob.gain * mean, -math.log(MAX_STEP), math.log(MAX_STEP)))))
             elif knob.mode == "add" and diffs:
-                _set_range(new, knob, shift=float(np.clip(DAMPING * knob.gain * np.mean(diffs), -40, 40)))
-        values = new
+                mean = float(np.average(diffs, weights=wd))
+                _move(state, knob, shift=float(np.clip(step * knob.gain * mean, -40, 40)))
+    # before and after on other seeds: the reported gain is not the fit's own noise
+    n_val = validation_per_real or max(per_real, 8)
+    start_vals = start.model_dump() | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
+    _, _, before = evaluate(start_vals, seed + 1000, n_val)
+    bar.update()
+    best_params, _, after = evaluate(best[1], seed + 1000, n_val)
+    bar.update()
     bar.close()
-    best_params = SynthParams(**best[1])
     base = load_params(preset).model_dump()
     overrides = {k: v for k, v in best_params.model_dump().items() if v != base[k]}
     return {"params": best_params, "overrides": overrides, "distance_before": before["overall_distance"],
-            "distance_after": best[0], "history": history, "comparison": best[2],
-            "before": before, "units": "nm" if use_nm else "px", "preset": preset}
-
-
-def _pool_synth(synth: list[ImageStats], i: int, per_real: int) -> ImageStats:
-    from .stats import pool
-
-    return pool(synth[i * per_real:(i + 1) * per_real])
+            "distance_after": after["overall_distance"], "history": history, "trace": trace, "best_iteration": best[2],
+            "comparison": after, "before": before, "units": "nm" if use_nm else "px", "preset": preset}
 
 
 def write_params_yaml(path: str | Path, result: dict, *, sources: list[str]) -> None:

@@ -56,10 +56,10 @@ class DrawnParams:
     arcs: int
     elongated_loops: int
     dense_clusters: int
-    big_particles: int
-    debris: int
+    big_particles: float
+    debris: float
     scattered_per_um2: float
-    flakes: int
+    sheets_per_um2: float
     pits: int
     texture_strength: float
     gradient_strength: float

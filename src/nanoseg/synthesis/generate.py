@@ -44,9 +44,10 @@ def synthesize_sample(params: SynthParams, seed: int, index: int, size_hw=(321, 
     h, w = int(size_hw[0]), int(size_hw[1])
     check_size(h, w)
     rng = sample_rng(seed, index)
+    scene_rng, render_rng = rng.spawn(2)  # stage streams: the imaging noise does not move with the scene
     d = DrawnParams.sample(params, rng, (h, w))
-    scene, mask = build_scene(d, rng)
-    image = render_micrograph(scene, d, rng)
+    scene, mask = build_scene(d, scene_rng)
+    image = render_micrograph(scene, d, render_rng)
     return {
         "image": image,
         "mask": mask,

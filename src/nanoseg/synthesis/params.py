@@ -33,6 +33,8 @@ POSITIVE = {"scale_nm_per_px", "particle_diameter_nm", "psf_sigma_nm", "dose_e_p
 #: per um^2 of a density: beyond these an image would take minutes or gigabytes, never what a user meant
 MAX_COUNT = 200
 MAX_PER_UM2 = 10000.0
+#: counts per 0.1 um^2 given as a mean (a float range; the count is a Poisson draw)
+MEAN_COUNTS = {"big_particles", "debris"}
 
 
 class SynthParams(BaseModel):
@@ -60,12 +62,15 @@ class SynthParams(BaseModel):
     arcs: IntRange = Field((0, 3), description="short arcs (< 200 deg) of ring-like particles per 0.1 um^2")
     elongated_loops: IntRange = Field((0, 1), description="closed loops far from round (aspect > 2) per 0.1 um^2")
     dense_clusters: IntRange = Field((0, 3), description="compact clusters of adhering particles per 0.1 um^2")
-    big_particles: IntRange = Field((0, 2), description="large bright particles per 0.1 um^2")
-    debris: IntRange = Field((0, 2), description="large bright irregular debris per 0.1 um^2")
+    big_particles: Range = Field((0.0, 0.5), description="large bright particles per 0.1 um^2 (a mean: the count "
+                                 "is a Poisson draw; the Boiko et al. references show about 1-3 per um^2)")
+    debris: Range = Field((0.0, 0.2), description="large bright irregular debris per 0.1 um^2 (a mean: the count is "
+                          "a Poisson draw; the references show about 1 per um^2)")
     scattered_per_um2: Range = Field((20.0, 150.0), description="groups of detached particles (singles, pairs, triples) per um^2")
     # support
-    flakes: IntRange = Field((0, 3), description="translucent carbon sheets (150-1000 nm) with layered step edges that "
-                                                 "show as bright ridges and carry their own particles")
+    sheets_per_um2: Range = Field((0.0, 0.5), description="translucent carbon sheets (150-1000 nm) with layered "
+                                  "step edges that show as bright ridges and carry their own particles, per um^2 of "
+                                  "the frame and the 500 nm around it (the references: a few per 5 um^2 frame)")
     pits: IntRange = Field((0, 6), description="dark pits in the support per 0.1 um^2")
     texture_strength: Range = Field((0.02, 0.06), description="relative amplitude of the support texture (features of ~70 and ~350 nm)")
     gradient_strength: Range = Field((0.0, 0.35), description="relative light-to-dark ramp across a full 1280x960 instrument frame (a crop sees its share)")
@@ -97,7 +102,7 @@ class SynthParams(BaseModel):
                                         "bright edges per um^2")
     rosettes_per_um2: Range = Field((0.0, 40.0), description="rosettes of 5-8 touching particles round a dark "
                                     "centre (smaller than any ring) per um^2")
-    grain_strength: Range = Field((0.02, 0.08), description="relative amplitude of the support's fine grain (~5 nm)")
+    grain_strength: Range = Field((0.04, 0.12), description="relative amplitude of the support's grain (octaves of 5-40 nm)")
     region_contrast: Range = Field((0.0, 0.15), description="relative brightness step between support regions "
                                    "(patches of ~300-800 nm)")
 
@@ -114,6 +119,8 @@ class SynthParams(BaseModel):
                 raise ValueError(f"range [{lo}, {hi}] must lie above zero")
             if isinstance(hi, int) and not isinstance(hi, bool) and hi > MAX_COUNT:
                 raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_COUNT} per image")
+            if info.field_name in MEAN_COUNTS and hi > MAX_COUNT:
+                raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_COUNT} per 0.1 um^2")
             if info.field_name.endswith("_per_um2") and hi > MAX_PER_UM2:
                 raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_PER_UM2:g} per um^2")
         return v
@@ -129,10 +136,10 @@ SIMPLE_OVERRIDES = dict(
     arcs=(0, 1),
     elongated_loops=(0, 0),
     dense_clusters=(0, 0),
-    big_particles=(0, 0),
-    debris=(0, 0),
+    big_particles=(0.0, 0.0),
+    debris=(0.0, 0.0),
     scattered_per_um2=(0.0, 80.0),
-    flakes=(0, 0),
+    sheets_per_um2=(0.0, 0.0),
     chain_width_particles=(1, 1),
     ring_width_particles=(1, 1),
     polygon_network_prob=0.0,

@@ -20,7 +20,8 @@ from .scene import Scene
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
 MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
 INSTRUMENT_FRAME_PX = (960, 1280)  # a full SEM frame (Hitachi SU8000 images of the source dataset)
-EXACT_SHOT_NOISE_BELOW = 4.0  # expected counts under which the fast sampler defers to exact sampling
+EXACT_SHOT_NOISE_BELOW = 4.0
+GRAIN_OCTAVES_NM = (5.0, 10.0, 20.0, 40.0)  # feature spacings of the support's grain  # expected counts under which the fast sampler defers to exact sampling
 
 
 def shot_noise_counts(mean_counts: np.ndarray, rng: np.random.Generator, exact: bool = False) -> np.ndarray:
@@ -89,7 +90,7 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     """Multiplicative brightness of the support, physical in nm so it looks alike at every magnification.
 
     ``texture_strength`` x (0.7 features of ~350 nm + 0.3 of ~70 nm), ``grain_strength`` x the
-    carbon's fine grain (~5 nm), and ``region_contrast`` x regions of ~600 nm with soft borders
+    carbon's grain (octaves of 5-40 nm, ``GRAIN_OCTAVES_NM``), and ``region_contrast`` x regions of ~600 nm with soft borders
     (a tanh of a smooth field: plateaus of different brightness, as neighbouring patches of the
     support differ in real micrographs). Returns 1 + their sum.
     """
@@ -98,7 +99,11 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     tex *= np.float32(0.7 * d.texture_strength)
     tex += np.float32(0.3 * d.texture_strength) * smooth_field(shape, 70 / s, rng)
     if d.grain_strength > 0:
-        tex += np.float32(d.grain_strength) * smooth_field(shape, max(2.0, 5 / s), rng)
+        # the carbon's grain: octaves of GRAIN_OCTAVES_NM with equal amplitude (unit variance in all), a
+        # rough surface whose power falls off like the references' between 4 and 64 nm
+        k = np.float32(d.grain_strength / math.sqrt(len(GRAIN_OCTAVES_NM)))
+        for feature_nm in GRAIN_OCTAVES_NM:
+            tex += k * smooth_field(shape, max(2.0, feature_nm / s), rng)
     if d.region_contrast > 0:
         tex += np.float32(d.region_contrast / 2) * np.tanh(3 * smooth_field(shape, 600 / s, rng))
     tex += 1

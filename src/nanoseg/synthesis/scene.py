@@ -21,6 +21,7 @@ from .. import labelme
 from .draw import REFERENCE_FIELD_UM2, DrawnParams
 RING_MAX_CLUSTER_GAP = 1.2   # particle diameters between clusters on a ring
 MIN_PARTICLE_SHARE = 0.5     # of a ring band's angular extent that particles must actually cover
+SHEET_REACH_NM = 500.0       # carbon sheets are placed with centres up to this far outside the frame
 
 # particle kinds (stored in the meta file)
 KINDS = ("ring", "network", "chain", "arc", "loop", "cluster", "scattered", "big", "rosette", "sheet")
@@ -279,8 +280,11 @@ class Layout:
         self.dist: np.ndarray | None = None  # px to the nearest ring band, set by ``fix_ring_bands``
 
     def count(self, per_reference_field: float) -> int:
-        """A per-0.1 um^2 count scaled to this frame's field (hard negatives are physical densities)."""
-        return max(0, int(round(per_reference_field * self.d.field_units)))
+        """How many of a structure with ``per_reference_field`` per 0.1 um^2 this frame holds: a Poisson
+        draw with that density times the field (hard negatives are physical densities; rounding the
+        mean instead would give a x200k frame, a quarter of 0.1 um^2, none of a kind drawn once or
+        twice per 0.1 um^2 and one of a kind drawn three times, far from its density)."""
+        return int(self.rng.poisson(max(0.0, per_reference_field * self.d.field_units)))
 
     def particles(self, curves, closed: bool, radial_jitter: float = 0.0, cluster_gap: float | None = None,
                   rows=None):
@@ -330,13 +334,18 @@ class Layout:
 def build_scene(d: DrawnParams, rng: np.random.Generator) -> tuple[Scene, np.ndarray]:
     """Lay out one scene from the drawn parameters ``d``. Returns the scene and its class mask.
 
-    Rings first (the labelled class), then every hard negative in ``NEGATIVES`` order (that
-    order is part of the random stream: append new kinds at the end).
+    Rings first (the labelled class), then every hard negative in ``NEGATIVES`` order. Rings and
+    each kind of negative draw from their own stream (spawned from ``rng`` in ``NEGATIVES`` order:
+    append new kinds at the end), so a change in how many structures of one kind a scene holds
+    leaves every other kind where it was: two parameter sets render the same scene but for what
+    they change (common random numbers, which ``nanoseg calibrate`` relies on).
     """
-    lay = Layout(d, rng)
+    streams = rng.spawn(1 + len(NEGATIVES))
+    lay = Layout(d, streams[0])
     add_rings(lay)
     lay.fix_ring_bands()
-    for add_negative in NEGATIVES.values():
+    for stream, add_negative in zip(streams[1:], NEGATIVES.values()):
+        lay.rng = stream
         add_negative(lay)
     return lay.finish()
 
@@ -586,9 +595,15 @@ def add_flakes(lay: Layout) -> None:
     ridge) and a little more SE yield; the top layer carries its own scattered particles."""
     d, rng, h, w = lay.d, lay.rng, lay.h, lay.w
     s = d.scale_nm_per_px
-    for _ in range(d.flakes):
+    # centres over the frame and SHEET_REACH_NM around it (a sheet reaches up to its size from its
+    # centre), so that a frame sees sheets at a density per um^2 whatever its field
+    reach = SHEET_REACH_NM / s
+    around_um2 = (w + 2 * reach) * (h + 2 * reach) * s * s / 1e6
+    for _ in range(int(rng.poisson(d.sheets_per_um2 * around_um2))):
         size = rng.uniform(150, 1000) / s                       # px
-        cx, cy = rng.uniform(-0.5 * size, w + 0.5 * size), rng.uniform(-0.5 * size, h + 0.5 * size)
+        cx, cy = rng.uniform(-reach, w + reach), rng.uniform(-reach, h + reach)
+        if not (-size <= cx <= w + size and -size <= cy <= h + size):
+            continue                                            # too far out to reach the frame
         n_vert = int(rng.integers(4, 8))
         ang = np.sort(rng.uniform(0, 2 * np.pi, n_vert))
         rad = size * rng.uniform(0.5, 1.0, n_vert)
@@ -652,6 +667,9 @@ def add_rosettes(lay: Layout) -> None:
         th = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(n) / n + rng.normal(0, 0.08, n)
         r = lay.r_mean * np.maximum(0.6, 1 + 0.5 * d.particle_size_spread * rng.standard_normal(n))
         arr = np.column_stack([cx + rho * np.cos(th), cy + rho * np.sin(th), r])
+        xi, yi = int(np.clip(cx, 0, lay.w - 1)), int(np.clip(cy, 0, lay.h - 1))
+        if lay.dist[yi, xi] <= rho + 2 * lay.r_mean + 1.5:
+            continue  # whole rosettes only: one cut by a ring band would be a part-ring beside it
         if lay.keep_clear(arr, "rosette").any():
             lay.scene.negatives.append({"type": "rosette", "cx": float(cx), "cy": float(cy), "n": n})
 
