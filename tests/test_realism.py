@@ -131,8 +131,9 @@ def test_calibrate_recovers_off_default_rendering_parameters():
     """Micrographs rendered with a larger particle, a brighter support and a softer beam than the
     preset are fitted back: particle diameter and beam blur within 25%, support grey within 15 levels."""
     truth = load_params("realistic", overrides=OFF_DEFAULT)
+    # six micrographs: enough single particles for the edge width (a sparse 256 px field has few)
     real = [Micrograph(f"r{i}", synthesize_sample(truth, 5, i, (256, 256))["image"], 1.0, "flag")
-            for i in range(3)]
+            for i in range(6)]
     r = calibrate(real, iterations=4, per_real=3, size_px=256, progress=False)
     got = r["params"]
     assert _centre(got.particle_diameter_nm) == pytest.approx(11.0, rel=0.25)

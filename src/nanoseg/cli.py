@@ -478,9 +478,12 @@ def _scales(scale_nm_per_px, scale_csv):
               help="pixel size of the real micrographs: once for all, or once per file in order")
 @click.option("--scale-csv", type=click.Path(dir_okay=False), help="CSV file,scale_nm_per_px (per file)")
 @click.option("--crop-bottom", default=None, help="rows of data bar to cut from the real micrographs, or 'auto'")
+@click.option("--tile-px", default="auto", show_default=True,
+              help="measure the real micrographs in tiles of this side (px): 'auto' is the synthetic images' "
+                   "side (like with like), 0 measures them whole")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the full comparison here")
 @click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the distributions side by side")
-def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, json_out, figure):
+def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, tile_px, json_out, figure):
     """How close synthetic micrographs are to real ones: statistics, ratios and one distance."""
     from .realism.report import realism_report
 
@@ -488,8 +491,11 @@ def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_b
 
     scales, table = _scales(scale_nm_per_px, scale_csv)
     cb = crop_bottom if crop_bottom in (None, "auto") else _int(crop_bottom, "--crop-bottom")
+    tile = tile_px if tile_px == "auto" else _int(tile_px, "--tile-px")
+    if tile not in ("auto", 0) and tile < 32:
+        raise NanosegError("--tile-px: a tile needs at least 32 px a side (0 measures whole micrographs)")
     r = realism_report(list(real_paths), synth_dir, scales=scales, scale_table=table, crop_bottom=cb,
-                       json_out=json_out, figure=figure)
+                       tile_px=tile, json_out=json_out, figure=figure)
     for sk in r["skipped"]:
         click.echo(f"skipped {sk['file']}: {sk['reason']}", err=True)
     if r.get("note"):

@@ -14,7 +14,7 @@ from .stats import pool
 
 
 def realism_report(real_paths, synth_dir, *, scales=None, scale_table=None, crop_bottom=None,
-                   json_out=None, figure=None, progress: bool = True) -> dict:
+                   tile_px: int | str | None = "auto", json_out=None, figure=None, progress: bool = True) -> dict:
     """Measure both sets, compare each real micrograph with the synthetic images at its scale.
 
     Parameters
@@ -27,6 +27,10 @@ def realism_report(real_paths, synth_dir, *, scales=None, scale_table=None, crop
         file name -> nm per px (``sources.read_scale_csv``).
     crop_bottom : int or "auto", optional
         Data-bar rows to cut from the real micrographs.
+    tile_px : int or "auto", optional
+        Measure the real micrographs in tiles of this side (px; ``stats.measure_tiled``): "auto" is
+        the synthetic images' (median shorter) side, so both sides are measured on fields of the
+        same size; 0 or None measures them whole.
     json_out, figure : paths, optional
         Where to write the full record and the distributions figure (PNG).
 
@@ -39,7 +43,9 @@ def realism_report(real_paths, synth_dir, *, scales=None, scale_table=None, crop
     synth = load_synthetic(synth_dir)
     # nm only if every image on both sides has a pixel size; otherwise everything in px
     use_nm = all(m.scale_nm_per_px for m in real) and all(m.scale_nm_per_px for m in synth)
-    real_stats = measure_all(real, use_scale=use_nm, desc="real", progress=progress)
+    if tile_px == "auto":
+        tile_px = int(np.median([min(m.image.shape[:2]) for m in synth]))
+    real_stats = measure_all(real, use_scale=use_nm, tile_px=tile_px or None, desc="real", progress=progress)
     synth_stats = measure_all(synth, use_scale=use_nm, desc="synthetic", progress=progress)
     result = compare_matched(real_stats, synth_stats, names=[m.name for m in real])
     result["table"] = format_table(result)
@@ -48,6 +54,7 @@ def realism_report(real_paths, synth_dir, *, scales=None, scale_table=None, crop
         result["note"] = ("pixel size unknown for " + ", ".join(missing)
                           + ": lengths and densities compared in px (give --scale-nm-per-px)")
     result["skipped"] = [{"file": f, "reason": r} for f, r in skipped]
+    result["real_tile_px"] = tile_px or None
     result["real"] = [{"name": m.name, "scale_nm_per_px": m.scale_nm_per_px, "scale_source": m.scale_source,
                        "crop_bottom_px": m.crop_bottom_px, "statistics": st.summary()}
                       for m, st in zip(real, real_stats)]

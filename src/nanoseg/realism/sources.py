@@ -22,7 +22,7 @@ from .. import io
 from ..imaging import data_bar_rows
 from ..errors import NanosegError
 from ..scale import read_pixel_size
-from .stats import ImageStats, measure_image
+from .stats import ImageStats, measure_tiled
 
 
 @dataclass
@@ -133,8 +133,9 @@ def load_synthetic(folder: str | Path) -> list[Micrograph]:
     return out
 
 
-def measure_all(micrographs: list[Micrograph], *, use_scale: bool = True, desc: str = "measure",
-                progress: bool = True) -> list[ImageStats]:
-    """``measure_image`` of every micrograph (in px when ``use_scale`` is False)."""
-    return [measure_image(m.image, m.scale_nm_per_px if use_scale else None, seed=i)
+def measure_all(micrographs: list[Micrograph], *, use_scale: bool = True, tile_px: int | None = None,
+                desc: str = "measure", progress: bool = True) -> list[ImageStats]:
+    """``measure_image`` of every micrograph (in px when ``use_scale`` is False), in tiles of
+    ``tile_px`` when given (``stats.measure_tiled``)."""
+    return [measure_tiled(m.image, m.scale_nm_per_px if use_scale else None, tile_px=tile_px, seed=i)
             for i, m in enumerate(tqdm(micrographs, desc=desc, unit="img", disable=not progress))]

@@ -85,6 +85,8 @@ class DrawnParams:
     rosettes_per_um2: float
     grain_strength: float
     region_contrast: float
+    particle_facets: float
+    contamination_loss: float
     # --- context: the frame and the ranges that are used as ranges
     shape_hw: tuple[int, int] = (REFERENCE_CROP_PX, REFERENCE_CROP_PX)
     cluster_size_range: tuple[int, int] = (2, 6)

@@ -88,7 +88,8 @@ class SynthParams(BaseModel):
     line_jitter: Range = Field((0.0, 0.03), description="per-scan-line gain jitter, relative")
     line_drift: Range = Field((0.0, 0.05), description="slow gain drift over the frame, relative")
     background_level: Range = Field((25.0, 90.0), description="8-bit grey of the bare support")
-    particle_level: Range = Field((100.0, 190.0), description="8-bit grey of a Pd particle centre")
+    particle_level: Range = Field((105.0, 200.0), description="8-bit grey of a clean Pd particle centre (its mean "
+                                  "yield, before contamination; the crystallites make peaks brighter)")
     gamma: Range = Field((0.85, 1.2), description="display gamma")
     # added with the realism statistics (nanoseg.realism); appended so the earlier draws keep their order
     chain_width_particles: IntRange = Field((1, 4), description="rows of particles side by side in a chain "
@@ -105,6 +106,12 @@ class SynthParams(BaseModel):
     grain_strength: Range = Field((0.04, 0.12), description="relative amplitude of the support's grain (octaves of 5-40 nm)")
     region_contrast: Range = Field((0.0, 0.15), description="relative brightness step between support regions "
                                    "(patches of ~300-800 nm)")
+    particle_facets: Range = Field((0.1, 0.35), description="relative SE-yield contrast of the crystallites "
+                                   "(~2.5 nm) within a particle: Pd particles look lumpy, not like smooth beads")
+    contamination_loss: Range = Field((0.1, 0.35), description="share of the particles' SE contrast lost under the "
+                                      "carbonaceous film the beam deposits, in a frame at 1 nm/px; the film grows "
+                                      "with the hydrocarbon supply per area, which diffuses in across the frame's "
+                                      "edge, so the loss compounds as 1 / scale_nm_per_px: dim particles at x200k")
 
     @field_validator("*", mode="after")
     @classmethod
@@ -147,6 +154,8 @@ SIMPLE_OVERRIDES = dict(
     rosettes_per_um2=(0.0, 0.0),
     grain_strength=(0.0, 0.02),
     region_contrast=(0.0, 0.0),
+    particle_facets=(0.0, 0.05),
+    contamination_loss=(0.0, 0.0),
     pits=(0, 0),
     texture_strength=(0.0, 0.02),
     gradient_strength=(0.0, 0.05),

@@ -21,7 +21,8 @@ SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
 MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
 INSTRUMENT_FRAME_PX = (960, 1280)  # a full SEM frame (Hitachi SU8000 images of the source dataset)
 EXACT_SHOT_NOISE_BELOW = 4.0
-GRAIN_OCTAVES_NM = (5.0, 10.0, 20.0, 40.0)  # feature spacings of the support's grain  # expected counts under which the fast sampler defers to exact sampling
+GRAIN_OCTAVES_NM = (5.0, 10.0, 20.0, 40.0)  # feature spacings of the support's grain
+FACET_NM = 2.5        # crystallite size within a Pd particle  # expected counts under which the fast sampler defers to exact sampling
 
 
 def shot_noise_counts(mean_counts: np.ndarray, rng: np.random.Generator, exact: bool = False) -> np.ndarray:
@@ -108,6 +109,37 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
         tex += np.float32(d.region_contrast / 2) * np.tanh(3 * smooth_field(shape, 600 / s, rng))
     tex += 1
     return tex
+
+
+def particle_facets(yld: np.ndarray, d: DrawnParams, rng: np.random.Generator) -> None:
+    """Crystallites within the particles, in place: the metal's share of the SE yield (above the
+    support's) varies by ``particle_facets`` x a smooth field of FACET_NM features, so a particle
+    reads as a lumpy cluster of grains as in the references (soft at x50k, where a grain is about
+    a pixel; resolved at x200k)."""
+    metal = yld > SUPPORT_YIELD + 1e-3
+    if not metal.any():
+        return
+    field = smooth_field(yld.shape, max(2.0, FACET_NM / d.scale_nm_per_px), rng)
+    field *= np.float32(d.particle_facets)
+    field += 1
+    np.maximum(field, 0.2, out=field)
+    yld[metal] = SUPPORT_YIELD + (yld[metal] - SUPPORT_YIELD) * field[metal]
+
+
+def contaminate(yld: np.ndarray, d: DrawnParams) -> None:
+    """The beam's carbonaceous contamination film, in place: everything brighter than the support
+    keeps ``(1 - contamination_loss) ** (1 nm / scale_nm_per_px)`` of its yield above the support's.
+
+    The film grows where the beam scans, fed by hydrocarbons diffusing in across the frame's
+    edge: the supply per area goes as edge over area, 1 / frame side, i.e. 1 / pixel size at a
+    fixed pixel count, so the loss compounds once per nm/px step below 1 (about 0.8 of the
+    contrast kept at x100k, 0.6 at x200k, 0.9 at x50k for a loss of 0.2), as the dimmer particles
+    of the x100k and x200k references show against their support texture and noise.
+    """
+    keep = np.float32((1.0 - d.contamination_loss) ** (1.0 / d.scale_nm_per_px))
+    yld -= SUPPORT_YIELD
+    yld *= keep
+    yld += SUPPORT_YIELD
 
 
 def smooth_glow(metal: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -212,6 +244,10 @@ def render_micrograph(scene: Scene, d: DrawnParams, rng: np.random.Generator) ->
     """
     h, w = scene.shape
     height, yld = scene_surface(scene, rng)
+    if d.particle_facets > 0:
+        particle_facets(yld, d, rng)
+    if d.contamination_loss > 0:
+        contaminate(yld, d)
     # SE edge effect: yield x (1 + edge_gain (sec(slope) - 1))
     signal = surface_slope_secant(height)
     signal -= 1

@@ -1,0 +1,69 @@
+"""Overall realism distance of a generator setting to the four Boiko et al. 2020 references.
+
+Renders ``--per-real`` images of 320x320 at each reference's pixel size (``references/boiko2020/
+scales.csv``) for each of ``--seeds``, measures them and the references with ``nanoseg.realism``
+and prints, per seed and as a mean, the set distance per magnification and overall
+(``distance.compare_matched``), with the references measured in tiles of 320 px (like with like,
+``stats.measure_tiled``; the default of ``nanoseg realism`` and ``nanoseg calibrate``) and whole
+(``--whole``). Then the per-statistic table of the first seed. Not a speed benchmark: it is the
+measurement behind the README's realism table.
+
+Run from the project root: ``python benchmarks/realism_references.py [--config YAML] [--per-real 16]
+[--seeds 0,1] [--whole]`` (about 1 CPU-minute per seed at 16 images per reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from nanoseg.realism.calibrate import SYNTH_SIZE_PX, render_batch
+from nanoseg.realism.distance import NAMES, compare_matched, format_table
+from nanoseg.realism.sources import load_real, read_scale_csv
+from nanoseg.realism.stats import measure_tiled
+from nanoseg.synthesis.params import SynthParams, load_params
+
+REFERENCES = Path(__file__).resolve().parents[1] / "references" / "boiko2020"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None, help="generator YAML on top of the preset")
+    ap.add_argument("--preset", default="realistic")
+    ap.add_argument("--per-real", type=int, default=16, help="synthetic images per reference and seed")
+    ap.add_argument("--seeds", default="0,1", help="comma-separated render seeds")
+    ap.add_argument("--whole", action="store_true", help="measure the references whole, not in 320 px tiles")
+    ap.add_argument("--references", default=str(REFERENCES))
+    args = ap.parse_args()
+    ref = Path(args.references)
+    real, _ = load_real(sorted(ref.glob("*.png")), scale_table=read_scale_csv(ref / "scales.csv"),
+                        crop_bottom="auto")
+    tile = None if args.whole else SYNTH_SIZE_PX
+    real_stats = [measure_tiled(m.image, m.scale_nm_per_px, tile_px=tile, seed=i) for i, m in enumerate(real)]
+    values = load_params(args.preset, args.config).model_dump()
+    scales = [m.scale_nm_per_px for m in real]
+    values["scale_nm_per_px"] = (min(scales), max(scales))
+    params = SynthParams(**values)
+    results = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        synth = render_batch(params, scales, per_real=args.per_real, seed=seed)
+        r = compare_matched(real_stats, synth, names=[m.name for m in real])
+        results.append(r)
+        groups = ", ".join(f"{g['scale_nm_per_px']:g} nm/px {g['overall_distance']:.3f}" for g in r["groups"])
+        print(f"seed {seed}: overall {r['overall_distance']:.3f} ({groups}); pooled {r['pooled_distance']:.3f}")
+    mean = float(np.mean([r["overall_distance"] for r in results]))
+    per_group = np.mean([[g["overall_distance"] for g in r["groups"]] for r in results], axis=0)
+    print(f"mean over {len(results)} seed(s): overall {mean:.3f}; per magnification "
+          + ", ".join(f"{g['scale_nm_per_px']:g} nm/px {d:.3f}" for g, d in zip(results[0]["groups"], per_group))
+          + f"; references {'whole' if args.whole else f'in {SYNTH_SIZE_PX} px tiles'}, "
+          f"{args.per_real} images per reference and seed, config {args.config or args.preset}")
+    for k, name in enumerate(NAMES):
+        d = np.mean([[g["rows"][k]["distance"] for g in r["groups"]] for r in results], axis=0)
+        print(f"  {name:22s} distance per magnification (mean over seeds): " + " ".join(f"{x:.3f}" for x in d))
+    print(format_table(results[0]))
+
+
+if __name__ == "__main__":
+    main()
