@@ -170,8 +170,8 @@ def bench(name: str, rounds: int, tmp: Path, images: dict[str, dict], with_break
         for v in t:
             if v != "bare":
                 print(f"  {v}: median {statistics.median(a[0] for a in t[v]):.2f} s = {ratio_line(t[v], base)}")
-        print(f"  predict [torch (default)] against the bare pass of its own copy: "
-              f"{ratio_line(t['torch (default)'], t[\"bare, predict's copy\"])}")
+        own = ratio_line(t["torch (default)"], t["bare, predict's copy"])
+        print(f"  predict [torch (default)] against the bare pass of its own copy: {own}")
         if with_breakdown:
             steps = breakdown(ckpt, image)
             total = sum(steps.values())
