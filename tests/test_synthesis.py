@@ -203,3 +203,18 @@ def test_drawn_parameters_are_frozen_and_cover_every_generator_parameter():
     assert d.replace(scale_nm_per_px=2 * d.scale_nm_per_px).psf_sigma_px == pytest.approx(d.psf_sigma_px / 2)
     # the same stream gives the same draw
     assert DrawnParams.sample(params, sample_rng(1, 2), (128, 160)) == d
+
+
+def test_nothing_but_loose_particles_lies_inside_a_ring():
+    # a ring is a loop around empty support: chains, network edges and clusters stay out of it
+    p = load_params("realistic", overrides={"network_prob": 1.0, "dense_clusters": (3, 3), "chains": (2, 2)})
+    n_rings = n_outside = 0
+    for index in range(6):
+        s = synthesize_sample(p, 3, index, (256, 256))
+        for ring in s["rings"]:
+            n_rings += 1
+            for x, y, r, kind, sid in s["particles"]:
+                inside = (x - ring["cx"]) ** 2 + (y - ring["cy"]) ** 2 < (ring["r_inner_px"] - 1) ** 2
+                assert not inside or kind in ("ring", "scattered"), (index, kind, x, y)
+        n_outside += sum(1 for *_, kind, _ in s["particles"] if kind == "network")
+    assert n_rings >= 6 and n_outside > 100

@@ -267,7 +267,10 @@ class Layout:
     """A scene under construction: its drawn parameters, random stream, ring mask and particle table.
 
     Rings go first (``add_rings``); then ``distance_to_rings`` is fixed, and every hard negative
-    is placed through ``keep_clear``/``add_curves``, which drop particles that would touch a ring band.
+    is placed through ``keep_clear``/``add_curves``, which drop particles that would touch a ring band
+    or, except loose scattered particles, lie in a ring's interior: a ring is a loop around empty
+    support (labelled rings of the references: 0-2% of the interior covered), so no chain, network
+    edge, cluster, sheet or debris crosses it.
     """
 
     def __init__(self, d: DrawnParams, rng: np.random.Generator):
@@ -278,6 +281,7 @@ class Layout:
         self.mask = np.zeros(d.shape_hw, dtype=np.uint8)
         self.chunks: list[np.ndarray] = []   # (M, 6): x, y, r, kind, structure_id, yield
         self.dist: np.ndarray | None = None  # px to the nearest ring band, set by ``fix_ring_bands``
+        self.interior: np.ndarray | None = None  # the empty discs inside the rings, set with it
 
     def count(self, per_reference_field: float) -> int:
         """How many of a structure with ``per_reference_field`` per 0.1 um^2 this frame holds: a Poisson
@@ -302,6 +306,10 @@ class Layout:
     def fix_ring_bands(self) -> None:
         self.dist = cv2.distanceTransform((self.mask == 0).astype(np.uint8), cv2.DIST_L2, 3) if self.mask.any() \
             else np.full(self.d.shape_hw, 1e6, dtype=np.float32)
+        self.interior = np.zeros(self.d.shape_hw, dtype=np.uint8)
+        for ring in self.scene.rings:
+            cv2.circle(self.interior, (int(round(ring["cx"])), int(round(ring["cy"]))),
+                       max(0, int(ring["r_inner_px"])), 1, -1)
 
     def keep_clear(self, parts, kind: str, yld: float = 1.0, margin: float = 1.5) -> np.ndarray:
         """Add the particles clear of ring bands and inside the frame; returns which were kept."""
@@ -311,6 +319,8 @@ class Layout:
         xi = np.clip(np.rint(parts[:, 0]).astype(np.int64), 0, w - 1)
         yi = np.clip(np.rint(parts[:, 1]).astype(np.int64), 0, h - 1)
         ok = self.dist[yi, xi] > parts[:, 2] + margin
+        if kind != "scattered":
+            ok &= self.interior[yi, xi] == 0
         ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
         ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
         n_ok = int(ok.sum())
