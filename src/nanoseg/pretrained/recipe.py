@@ -71,8 +71,13 @@ def package(run_dir: Path, dest: Path = DEFAULT_MODEL) -> dict:
     tmp = dest.with_name(f".{dest.name}.tmp")
     checkpoint.save(tmp, spec, model)
     tmp.replace(dest)
-    record = {"file": dest.name, "sha256": sha256(dest), "spec": spec,
-              "training": yaml.safe_load((run_dir / "config.yaml").read_text()),
+    training = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for key in ("train", "val"):  # folders of the recipe's --run, recorded relative to it
+        if training.get(key):
+            p = Path(training[key])
+            training[key] = str(p.relative_to(run_dir.parent)) if p.is_relative_to(run_dir.parent) else p.name
+    record = {"file": dest.name, "sha256": sha256(dest), "spec": spec, "paths_relative_to": "the recipe's --run folder",
+              "training": training,
               "metrics": read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []}
     io.write_json(dest.with_suffix(".json"), record)
     return record
