@@ -8,13 +8,22 @@ and prints, per seed and as a mean, the set distance per magnification and overa
 (``--whole``). Then the per-statistic table of the first seed. Not a speed benchmark: it is the
 measurement behind the README's realism table.
 
+``--from-checkout DIR`` renders the same images with the generator of another checkout (e.g. an
+earlier commit, ``git worktree add --detach DIR COMMIT``) in a subprocess and measures them here, so
+two generators are compared with one measurement.
+
 Run from the project root: ``python benchmarks/realism_references.py [--config YAML] [--per-real 16]
-[--seeds 0,1] [--whole]`` (about 1 CPU-minute per seed at 16 images per reference).
+[--seeds 0,1] [--whole] [--from-checkout DIR]`` (about 1 CPU-minute per seed at 16 images per
+reference).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +31,42 @@ import numpy as np
 from nanoseg.realism.calibrate import SYNTH_SIZE_PX, render_batch
 from nanoseg.realism.distance import NAMES, compare_matched, format_table
 from nanoseg.realism.sources import load_real, read_scale_csv
-from nanoseg.realism.stats import measure_tiled
+from nanoseg.realism.stats import measure_image, measure_tiled
 from nanoseg.synthesis.params import SynthParams, load_params
 
 REFERENCES = Path(__file__).resolve().parents[1] / "references" / "boiko2020"
+
+#: run in the other checkout: the calibrate protocol's images (320 px at each reference's pixel size)
+RENDER_ELSEWHERE = """
+import sys, json, numpy as np
+from nanoseg.synthesis.generate import synthesize_sample
+from nanoseg.synthesis.params import load_params
+out, per, seeds, scales, preset, config = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), \\
+    json.loads(sys.argv[4]), sys.argv[5], sys.argv[6] or None
+p0 = load_params(preset, config)
+imgs = {}
+for seed in seeds:
+    for j, s in enumerate(scales):
+        p = p0.model_copy(update={"scale_nm_per_px": (s, s)})
+        for k in range(per):
+            imgs[f"{seed}_{j * per + k}"] = synthesize_sample(p, seed, j * per + k, (320, 320))["image"]
+np.savez_compressed(out, **imgs)
+"""
+
+
+def render_elsewhere(checkout: str, scales, per_real: int, seeds, preset: str, config: str | None) -> dict:
+    """{seed: [uint8 images]} rendered by the generator of ``checkout`` (same order as render_batch)."""
+    import json
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "images.npz"
+        env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve() / "src"))
+        subprocess.run([sys.executable, "-c", RENDER_ELSEWHERE, str(out), str(per_real), json.dumps(seeds),
+                        json.dumps(scales), preset, config or ""], check=True, env=env, cwd=checkout)
+        data = np.load(out)
+        return {seed: [data[f"{seed}_{i}"] for i in range(len(scales) * per_real)] for seed in seeds}
 
 
 def main() -> None:
@@ -36,6 +77,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1", help="comma-separated render seeds")
     ap.add_argument("--whole", action="store_true", help="measure the references whole, not in 320 px tiles")
     ap.add_argument("--references", default=str(REFERENCES))
+    ap.add_argument("--from-checkout", default=None, help="render with the generator of this checkout")
     args = ap.parse_args()
     ref = Path(args.references)
     real, _ = load_real(sorted(ref.glob("*.png")), scale_table=read_scale_csv(ref / "scales.csv"),
@@ -47,8 +89,15 @@ def main() -> None:
     values["scale_nm_per_px"] = (min(scales), max(scales))
     params = SynthParams(**values)
     results = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        synth = render_batch(params, scales, per_real=args.per_real, seed=seed)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    elsewhere = render_elsewhere(args.from_checkout, scales, args.per_real, seeds, args.preset, args.config) \
+        if args.from_checkout else None
+    for seed in seeds:
+        if elsewhere:
+            synth = [measure_image(img, scales[i // args.per_real], seed=i % args.per_real)
+                     for i, img in enumerate(elsewhere[seed])]
+        else:
+            synth = render_batch(params, scales, per_real=args.per_real, seed=seed)
         r = compare_matched(real_stats, synth, names=[m.name for m in real])
         results.append(r)
         groups = ", ".join(f"{g['scale_nm_per_px']:g} nm/px {g['overall_distance']:.3f}" for g in r["groups"])
@@ -58,7 +107,8 @@ def main() -> None:
     print(f"mean over {len(results)} seed(s): overall {mean:.3f}; per magnification "
           + ", ".join(f"{g['scale_nm_per_px']:g} nm/px {d:.3f}" for g, d in zip(results[0]["groups"], per_group))
           + f"; references {'whole' if args.whole else f'in {SYNTH_SIZE_PX} px tiles'}, "
-          f"{args.per_real} images per reference and seed, config {args.config or args.preset}")
+          f"{args.per_real} images per reference and seed, config {args.config or args.preset}"
+          + (f", generator of {args.from_checkout}" if args.from_checkout else ""))
     for k, name in enumerate(NAMES):
         d = np.mean([[g["rows"][k]["distance"] for g in r["groups"]] for r in results], axis=0)
         print(f"  {name:22s} distance per magnification (mean over seeds): " + " ".join(f"{x:.3f}" for x in d))

@@ -545,7 +545,8 @@ def calibrate(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, confi
 
         import json
 
-        keep = {k: r[k] for k in ("distance_before", "distance_after", "history", "units", "preset")}
+        keep = {k: r[k] for k in ("distance_before", "distance_after", "history", "trace", "best_iteration",
+                                  "units", "preset")}
         keep["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in r["overrides"].items()}
         keep["before"], keep["after"] = r["before"]["pooled"], r["comparison"]["pooled"]
         atomic_write_text(json_out, json.dumps(keep, indent=2, default=float) + "\n")

@@ -116,14 +116,14 @@ def particle_facets(yld: np.ndarray, d: DrawnParams, rng: np.random.Generator) -
     support's) varies by ``particle_facets`` x a smooth field of FACET_NM features, so a particle
     reads as a lumpy cluster of grains as in the references (soft at x50k, where a grain is about
     a pixel; resolved at x200k)."""
-    metal = yld > SUPPORT_YIELD + 1e-3
-    if not metal.any():
-        return
     field = smooth_field(yld.shape, max(2.0, FACET_NM / d.scale_nm_per_px), rng)
     field *= np.float32(d.particle_facets)
     field += 1
     np.maximum(field, 0.2, out=field)
-    yld[metal] = SUPPORT_YIELD + (yld[metal] - SUPPORT_YIELD) * field[metal]
+    # on the bare support yld - SUPPORT_YIELD is 0, so the whole-image pass leaves it as it is
+    yld -= SUPPORT_YIELD
+    yld *= field
+    yld += SUPPORT_YIELD
 
 
 def contaminate(yld: np.ndarray, d: DrawnParams) -> None:
