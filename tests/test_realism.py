@@ -13,7 +13,7 @@ from nanoseg import io
 from nanoseg.realism.calibrate import calibrate
 from nanoseg.realism.distance import compare, compare_matched, statistic_distances
 from nanoseg.realism.sources import Micrograph
-from nanoseg.realism.stats import measure_image, pool
+from nanoseg.realism.stats import measure_image, measure_tiled, pool
 from nanoseg.synthesis import load_params, synthesize_sample
 
 from .conftest import run_cli
@@ -143,6 +143,23 @@ def test_calibrate_recovers_off_default_rendering_parameters():
     # the parameters were moved towards the truth, one correction after another, not by chance
     traced = [t["psf_sigma_nm"] for t in r["trace"]]
     assert traced[0] < traced[1] < traced[2]
+
+
+def test_a_micrograph_measured_in_tiles_pools_them_into_one_image():
+    img = _discs(size=400)
+    whole = measure_tiled(img, 2.0, tile_px=None)
+    tiled = measure_tiled(img, 2.0, tile_px=128)
+    assert whole.field_px == 400 * 400 and whole.n_particles == pytest.approx(48, abs=1)
+    # 3 x 3 tiles of 128 px (overlapping a little) count as one micrograph of their summed field
+    assert tiled.n_images == 1 and tiled.field_px == 9 * 128 * 128
+    assert tiled.summary()["density_per_um2"] == pytest.approx(whole.summary()["density_per_um2"], rel=0.3)
+    assert measure_tiled(img, 2.0, tile_px=300).field_px == 400 * 400  # under 1.5 tiles a side: whole
+
+
+def test_realism_command_refuses_a_tile_too_small(tmp_path, tiny_sd):
+    paths = _write_real(tmp_path, n=1)
+    code, _, err = run_cli("realism", "--real", paths[0], "--synth", tiny_sd, "--tile-px", 8)
+    assert code == 2 and "--tile-px" in err
 
 
 def test_calibrate_command_writes_a_config_that_synth_accepts(tmp_path):
