@@ -17,7 +17,7 @@ TINY = {
     "size": 64,
     "ad": {"standin": {"preset": "realistic", "n": 6}, "test_fraction": 0.34, "pool_size": 8, "test_size": 3},
     "sd": {"synth": [{"preset": "simple", "n": 4}, {"preset": "realistic", "n": 3}]},
-    "train_size": 4,
+    "n_train": 4,
     "mixes": [{"n_ad": 4, "n_sd": 0}, {"n_ad": 1, "n_sd": 3}],
     "repeats": 2,
     "models": ["unet-small"],
@@ -33,7 +33,7 @@ def write(tmp_path, cfg, name="exp.yaml"):
 
 
 @pytest.mark.parametrize("patch, needle", [
-    ({"mixes": [{"n_ad": 3, "n_sd": 3}]}, "does not add up to train_size"),
+    ({"mixes": [{"n_ad": 3, "n_sd": 3}]}, "does not add up to n_train"),
     ({"models": ["resnet"]}, "models"),
     ({"training": {"iters": 0}}, "training.iters"),
     ({"training": {"warmup": 3}}, "warmup"),
@@ -120,7 +120,7 @@ def test_bundled_experiment_files_validate(tmp_path):
         data = yaml.safe_load((root / name).read_text())
         data["ad"]["folder"] = str(tmp_path)  # the user's imported AD goes here
         cfg = load_experiment(write(tmp_path, data, name))
-        assert cfg.size == 321 and cfg.train_size == 400 and cfg.ad.test_size == 100
+        assert cfg.size == 321 and cfg.n_train == 400 and cfg.ad.test_size == 100
     paper = load_experiment(write(tmp_path, {**yaml.safe_load((root / "paper.yaml").read_text()),
                                              "ad": {"folder": str(tmp_path), "pool_size": 510, "test_size": 100}}))
     mixes = {(m.n_ad, m.n_sd): m.repeats for m in paper.mixes}
@@ -168,3 +168,12 @@ def test_leave_one_out_needs_an_imported_folder(tmp_path):
     cfg = dict(TINY, ad={"standin": {"preset": "realistic", "n": 6}, "holdout": "leave-one-out"})
     with pytest.raises(NanosegError, match="leave-one-out needs an imported folder"):
         load_experiment(write(tmp_path, cfg))
+
+
+def test_old_train_size_key_is_read_as_n_train_with_a_deprecation_message(tmp_path):
+    cfg = {k: v for k, v in TINY.items() if k != "n_train"}
+    path = write(tmp_path, dict(cfg, train_size=4))
+    with pytest.warns(FutureWarning, match="n_train"):
+        assert load_experiment(path).n_train == 4
+    with pytest.raises(NanosegError, match="n_train only"):
+        load_experiment(write(tmp_path, dict(cfg, train_size=4, n_train=4), "both.yaml"))

@@ -457,7 +457,7 @@ def export(model_path, onnx_path, opset):
     """Export a checkpoint to ONNX (dynamic height/width), checked against PyTorch."""
     from .inference.export import export_onnx
 
-    r = export_onnx(model_path, onnx_path, opset)
+    r = export_onnx(model_path, onnx_path, opset=opset)
     click.echo(f"wrote {r['onnx']} (max |onnx - torch| = {r['max_abs_diff']:.2e})")
 
 

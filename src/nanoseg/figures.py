@@ -12,16 +12,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .io import IGNORE_INDEX, atomic_path  # noqa: E402
+
 RING_RGB = (255, 64, 32)
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def figure_png(fig, dpi: int = 110) -> bytes:
@@ -104,7 +105,7 @@ def prediction_panel(images, gts, preds, path, titles=None) -> None:
         for j in range(4):
             a = axes[i, j]
             if j in (1, 2):
-                a.imshow(np.where(cols[j] == 255, 0.5, cols[j] == 1), cmap="gray", vmin=0, vmax=1)
+                a.imshow(np.where(cols[j] == IGNORE_INDEX, 0.5, cols[j] == 1), cmap="gray", vmin=0, vmax=1)
             else:
                 a.imshow(cols[j], cmap="gray", vmin=0, vmax=255)
             a.set_axis_off()

@@ -370,17 +370,33 @@ def atomic_dir(out: str | Path, overwrite: bool = False, inputs=()) -> Iterator[
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` (same suffix) to write; on success it replaces ``path``
+    in one move, on failure it is removed. A kill while writing leaves the previous file intact
+    (and ``remove_stale_temps`` clears a ``kill -9``'s leftover on the next write). The one
+    temp-then-replace helper for single files; ``atomic_dir`` is its counterpart for folders."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
     except OSError as exc:
+        raise NanosegError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    remove_stale_temps(path.parent, path.stem)
+    tmp = path.with_name(f"{_tmp_prefix(path.stem)}file{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise NanosegError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        if isinstance(exc, OSError):
+            raise NanosegError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def json_safe(obj):
@@ -432,15 +448,11 @@ def write_csv(path: str | Path, rows: Iterable[dict], fieldnames: list[str] | No
             for k in r:
                 if k not in fieldnames:
                     fieldnames.append(k)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: _csv_value(r.get(k, "")) for k in fieldnames})
-    os.replace(tmp, path)
 
 
 def _csv_value(v):

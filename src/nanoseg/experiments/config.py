@@ -1,13 +1,19 @@
-"""The experiment file: the whole study as one YAML document, validated before anything runs."""
+"""The experiment file: the whole study as one YAML document, validated before anything runs.
+
+``n_train`` is the number of samples in every training set (files written before it was
+renamed say ``train_size``, which is still read, with a deprecation message; ``train_size``
+elsewhere is a crop side in px).
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import NanosegError, brief
+from ..config import first_error, read_yaml_mapping, validate
+from ..errors import NanosegError
 from ..synthesis.params import PRESETS, SynthParams
 
 
@@ -31,8 +37,8 @@ class SynthSource(BaseModel):
                 from_file = load_params(self.preset, config=self.config).model_dump()
             SynthParams(**{**PRESETS[self.preset].model_dump(), **from_file, **self.overrides})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ValueError(f"overrides.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            where, msg = first_error(exc)
+            raise ValueError(f"overrides.{where}: {msg}") from None
         return self
 
 
@@ -85,7 +91,7 @@ class ExperimentConfig(BaseModel):
     size: int = Field(321, ge=64, le=4096, description="side of the square samples (px)")
     ad: ADSource
     sd: SDSource | None = None
-    train_size: int = Field(400, ge=1)
+    n_train: int = Field(400, ge=1, description="samples in every training set (n_ad + n_sd of each mix)")
     mixes: list[Mix] = Field(..., min_length=1)
     repeats: int = Field(1, ge=1, description="default repeats per mix (seeds seed, seed+1, ...)")
     models: list[str] = Field(default_factory=lambda: ["unet"], min_length=1)
@@ -94,11 +100,23 @@ class ExperimentConfig(BaseModel):
                                    description="best: as the paper (best evaluation during training)")
     structures: bool = Field(True, description="also score ring detection (F1, radius error)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data):
+        if isinstance(data, dict) and "train_size" in data:
+            data = dict(data)
+            if "n_train" in data:
+                raise ValueError("give n_train only (train_size is its old name)")
+            warnings.warn("experiment file: `train_size` is now `n_train` (the number of training samples); "
+                          "the old key is read for now", FutureWarning, stacklevel=2)
+            data["n_train"] = data.pop("train_size")
+        return data
+
     @model_validator(mode="after")
     def _check(self):
         for m in self.mixes:
-            if m.n_ad + m.n_sd != self.train_size:
-                raise ValueError(f"mix {m.n_ad} AD + {m.n_sd} SD does not add up to train_size {self.train_size}")
+            if m.n_ad + m.n_sd != self.n_train:
+                raise ValueError(f"mix {m.n_ad} AD + {m.n_sd} SD does not add up to n_train {self.n_train}")
             if m.n_sd and self.sd is None:
                 raise ValueError(f"mix {m.n_ad}/{m.n_sd} needs SD but no sd source is given")
             if m.n_ad > self.ad.pool_size:
@@ -117,8 +135,8 @@ class ExperimentConfig(BaseModel):
         try:
             TrainConfig(train="x", **self.training)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ValueError(f"training.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            where, msg = first_error(exc)
+            raise ValueError(f"training.{where}: {msg}") from None
         for name in self.models:
             try:
                 parse_model_name(name)
@@ -129,12 +147,7 @@ class ExperimentConfig(BaseModel):
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise NanosegError(f"{path}: cannot read experiment file ({brief(exc)})") from None
-    if not isinstance(data, dict):
-        raise NanosegError(f"{path}: experiment file must be a YAML mapping")
+    data = read_yaml_mapping(path, "experiment file")
     base = path.parent
     # relative folders are relative to the experiment file
     for key in ("ad", "sd"):
@@ -145,13 +158,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     for synth in (sd.get("synth") or []) if isinstance(sd, dict) else []:
         if isinstance(synth, dict) and synth.get("config") and not Path(synth["config"]).is_absolute():
             synth["config"] = str((base / synth["config"]).resolve())
-    try:
-        cfg = ExperimentConfig(**data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "file"
-        msg = err["msg"].removeprefix("Value error, ")
-        raise NanosegError(f"{path}: {where}: {msg}") from None
+    cfg = validate(ExperimentConfig, data, source=str(path), what="setting")
     for key in ("ad", "sd"):
         sec = getattr(cfg, key)
         if sec is not None and sec.folder and not Path(sec.folder).is_dir():

@@ -170,7 +170,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     ckpt = train_run / ("best.pt" if cfg.report_checkpoint == "best" else "last.pt")
     metrics = evaluate_checkpoint(ckpt, fold["test"], structures=cfg.structures, device=tcfg.device,
                                   ring_rules=RingRules())
-    result = dict(run, ad_fraction=run["n_ad"] / cfg.train_size, checkpoint=ckpt.name,
+    result = dict(run, ad_fraction=run["n_ad"] / cfg.n_train, checkpoint=ckpt.name,
                   miou=metrics["miou"], acc=metrics["acc"], kappa=metrics["kappa"], dice=metrics["dice"],
                   iou_ring=metrics["class_iou"][1], train_seconds=round(seconds, 1))
     if "structures" in metrics:

@@ -8,24 +8,36 @@ import numpy as np
 import torch
 
 from ..errors import NanosegError
-from ..io import check_file_target
+from ..io import atomic_path, check_file_target
 from ..models import load_model
 from .engine import onnx_bytes
 
 
-def export_onnx(model_path, onnx_path, opset: int = 17, check: bool = True) -> dict:
+def export_onnx(model_path: str | Path, onnx_path: str | Path, *, opset: int = 17, check: bool = True) -> dict:
+    """Export a checkpoint to ONNX with dynamic batch, height and width; returns the file and the parity.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        A nanoseg checkpoint (``best.pt``, ``last.pt``).
+    onnx_path : str or Path
+        ONNX file to write (built under a temporary name, then moved into place).
+    opset : int
+        ONNX opset version (11-21).
+    check : bool
+        Compare onnxruntime with PyTorch on random inputs and refuse a largest absolute
+        difference above 1e-4 (the previous file, if any, is kept).
+    """
     model, spec = load_model(model_path, "cpu")
     onnx_path = Path(onnx_path)
     check_file_target(onnx_path, "--onnx")
-    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
-    tmp.write_bytes(onnx_bytes(model, opset))
     result = {"onnx": str(onnx_path), "arch": spec["arch"]}
-    if check:
-        result["max_abs_diff"] = onnx_parity(model, tmp)
-        if result["max_abs_diff"] > 1e-4:
-            tmp.unlink(missing_ok=True)
-            raise NanosegError(f"--onnx: exported model differs from PyTorch by {result['max_abs_diff']:.2e}")
-    tmp.replace(onnx_path)
+    with atomic_path(onnx_path) as tmp:
+        tmp.write_bytes(onnx_bytes(model, opset))
+        if check:
+            result["max_abs_diff"] = onnx_parity(model, tmp)
+            if result["max_abs_diff"] > 1e-4:
+                raise NanosegError(f"--onnx: exported model differs from PyTorch by {result['max_abs_diff']:.2e}")
     return result
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from ..errors import NanosegError
+from ..io import atomic_path
 from . import build_model
 
 FORMAT = "nanoseg-checkpoint-1"
@@ -30,9 +30,8 @@ def save(path: str | Path, spec: dict, model: torch.nn.Module, **extra) -> None:
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     obj = {"format": FORMAT, "spec": spec, "model_state": state, **extra}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load(path: str | Path, map_location="cpu", flag: str = "--model") -> dict:

@@ -68,9 +68,7 @@ def build_data(run: Path) -> Path:
 def package(run_dir: Path, dest: Path = DEFAULT_MODEL) -> dict:
     """Step 4: the run's last checkpoint, weights only, with its record beside it."""
     model, spec = load_model(run_dir / "last.pt")
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    checkpoint.save(tmp, spec, model)
-    tmp.replace(dest)
+    checkpoint.save(dest, spec, model)  # atomic: a kill leaves the previous file
     training = yaml.safe_load((run_dir / "config.yaml").read_text())
     for key in ("train", "val"):  # folders of the recipe's --run, recorded relative to it
         if training.get(key):

@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import NanosegError, brief
+from ..config import first_error, read_yaml_mapping
+from ..errors import NanosegError
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]
@@ -181,18 +181,11 @@ def load_params(preset: str = "realistic", config: str | Path | None = None,
         raise NanosegError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     values = PRESETS[preset].model_dump()
     if config is not None:
-        try:
-            loaded = yaml.safe_load(Path(config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise NanosegError(f"{config}: cannot read generator config ({brief(exc)})") from exc
-        if not isinstance(loaded, dict):
-            raise NanosegError(f"{config}: generator config must be a mapping of parameter: value")
-        values.update(loaded)
+        values.update(read_yaml_mapping(config, "generator config"))
     values.update(overrides or {})
     try:
         return SynthParams(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "parameters"
+        where, msg = first_error(exc)
         src = f"{config}: " if config and where not in (overrides or {}) else ("--set: " if overrides else "")
-        raise NanosegError(f"{src}invalid generator parameter {where}: {err['msg']}") from None
+        raise NanosegError(f"{src}invalid generator parameter {where or 'parameters'}: {msg}") from None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import NanosegError, brief
+from ..config import read_yaml_mapping, validate
 
 
 class TrainConfig(BaseModel):
@@ -44,20 +43,12 @@ class TrainConfig(BaseModel):
 
 
 def load_train_config(config: str | Path | None, overrides: dict) -> TrainConfig:
+    """Settings from a YAML file (``--config``; a ``RUN/config.yaml`` works too), then the
+    ``overrides`` that are not None (the command-line flags win)."""
     values: dict = {}
     if config:
-        try:
-            loaded = yaml.safe_load(Path(config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise NanosegError(f"--config: cannot read {config} ({brief(exc)})") from None
-        if not isinstance(loaded, dict):
-            raise NanosegError(f"--config: {config} must be a mapping")
+        loaded = read_yaml_mapping(config, "training config")
         loaded.pop("run", None)  # a RUN/config.yaml also records what the run found at start-up
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise NanosegError(f"{config + ': ' if config else ''}training setting {where}: {err['msg']}") from None
+    return validate(TrainConfig, values, source=str(config or ""), what="training setting")
