@@ -134,7 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = tmp / "sd"
-        synthesize_dataset(data, 32, 0, load_params("realistic"), "realistic", (321, 321), workers=1,
+        synthesize_dataset(data, n=32, seed=0, params=load_params("realistic"), preset="realistic", size_hw=(321, 321), workers=1,
                            progress=False)
         if not args.skip_loop:
             k0 = 2

@@ -15,14 +15,14 @@ from nanoseg.synthesis import load_params, synthesize_dataset  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sd") / "sd"
-    synthesize_dataset(out, 8, 3, load_params("realistic"), "realistic", (96, 96), workers=1, progress=False)
+    synthesize_dataset(out, n=8, seed=3, params=load_params("realistic"), preset="realistic", size_hw=(96, 96), workers=1, progress=False)
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_simple(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("simple") / "simple"
-    synthesize_dataset(out, 6, 4, load_params("simple"), "simple", (80, 80), workers=1, progress=False)
+    synthesize_dataset(out, n=6, seed=4, params=load_params("simple"), preset="simple", size_hw=(80, 80), workers=1, progress=False)
     return out
 
 

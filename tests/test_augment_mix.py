@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nanoseg import io
-from nanoseg.data.augment import JointTransform, augment_dataset
+from nanoseg.data.augment import JointTransform, augment_pool
 from nanoseg.data.mix import check_disjoint, mix, split
 from nanoseg.errors import NanosegError
 
@@ -43,37 +43,37 @@ def test_known_affine_moves_mask_where_expected():
 
 
 def test_augment_pool_keeps_groups(tiny_sd, tmp_path):
-    rows = augment_dataset(tiny_sd, tmp_path / "pool", 20, seed=1, progress=False)
+    rows = augment_pool(tiny_sd, tmp_path / "pool", n=20, seed=1, progress=False)
     assert len(rows) == 20
     originals = {r["id"]: r["group"] for r in io.read_csv(tiny_sd / "manifest.csv")}
     for r in rows:
         assert r["group"] == originals[r["original_id"]]
     assert sum(r["augmentation"] == "original" for r in rows) == 8
-    again = augment_dataset(tiny_sd, tmp_path / "pool2", 20, seed=1, progress=False)
+    again = augment_pool(tiny_sd, tmp_path / "pool2", n=20, seed=1, progress=False)
     for r in again:
         assert (tmp_path / "pool" / "images" / f"{r['id']}.png").read_bytes() == \
             (tmp_path / "pool2" / "images" / f"{r['id']}.png").read_bytes()
 
 
 def test_mix_counts_origin_and_reproducibility(tiny_sd, tiny_simple, tmp_path):
-    rows = mix(tiny_sd, tiny_simple, 3, 4, seed=2, out=tmp_path / "m1")
+    rows = mix(tiny_sd, tiny_simple, n_ad=3, n_sd=4, seed=2, out=tmp_path / "m1")
     assert sum(r["source"] == "ad" for r in rows) == 3 and sum(r["source"] == "sd" for r in rows) == 4
     assert len({r["id"] for r in rows}) == 7  # without replacement
-    again = mix(tiny_sd, tiny_simple, 3, 4, seed=2, out=tmp_path / "m2")
+    again = mix(tiny_sd, tiny_simple, n_ad=3, n_sd=4, seed=2, out=tmp_path / "m2")
     assert [r["id"] for r in rows] == [r["id"] for r in again]
-    other = mix(tiny_sd, tiny_simple, 3, 4, seed=3, out=tmp_path / "m3")
+    other = mix(tiny_sd, tiny_simple, n_ad=3, n_sd=4, seed=3, out=tmp_path / "m3")
     assert [r["id"] for r in rows] != [r["id"] for r in other]
     m = io.read_csv(tmp_path / "m1" / "manifest.csv")
     assert set(m[0]) >= {"id", "source", "group", "original_id"}
     with pytest.raises(NanosegError, match="pool holds 8"):
-        mix(tiny_sd, None, 9, 0, seed=0, out=tmp_path / "m4")
+        mix(tiny_sd, None, n_ad=9, n_sd=0, seed=0, out=tmp_path / "m4")
     code, _, err = run_cli("mix", "--ad", tiny_sd, "--n-ad", "99", "--out", tmp_path / "m5")
     assert code == 2 and "--n-ad" in err and not (tmp_path / "m5").exists()
 
 
 def test_group_split_never_leaks(tiny_sd, tmp_path):
     pool = tmp_path / "pool"
-    augment_dataset(tiny_sd, pool, 40, seed=0, progress=False)
+    augment_pool(tiny_sd, pool, n=40, seed=0, progress=False)
     tr, te = split(pool, tmp_path / "train", tmp_path / "test", test_fraction=0.25, seed=4)
     assert len(tr) + len(te) == 40 and te
     assert not ({r["group"] for r in tr} & {r["group"] for r in te})

@@ -49,3 +49,43 @@ def test_one_line_errors_name_the_file_or_parameter(tmp_path):
         assert len(err.strip().splitlines()) == 1, (args, err)
     for name in ("a", "m", "r", "m.onnx", "p", "tr"):
         assert not (tmp_path / name).exists(), name
+
+
+def _leaf_commands(group=None, path=()):
+    import click
+
+    from nanoseg.cli import cli
+
+    group = group or cli
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _leaf_commands(cmd, path + (name,))
+        else:
+            yield path + (name,), cmd
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    import click
+
+    hidden = []
+    for path, cmd in _leaf_commands():
+        for p in cmd.params:
+            if not isinstance(p, click.Option) or p.is_flag or p.required or p.name == "help":
+                continue
+            # a default of None means "decided later": the option must say how (a show_default text)
+            if p.default is None and not isinstance(p.show_default, str):
+                hidden.append(f"{' '.join(path)} {p.opts[0]}")
+    assert not hidden, hidden
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0 and "[default: (1000, or from --config)" in " ".join(out.split())
+    code, out, _ = run_cli("synth", "--help")
+    assert "[default: 100" in out
+
+
+def test_commands_are_named_apart_from_the_library_functions_they_call():
+    import nanoseg.cli as cli_module
+
+    for path, cmd in _leaf_commands():
+        assert cmd.callback.__name__ == "_".join(path).replace("-", "_") + "_command", path
+    for library_name in ("train", "mix", "split", "predict", "synthesize_dataset", "import_folder"):
+        assert not hasattr(cli_module, library_name), library_name

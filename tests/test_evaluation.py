@@ -17,7 +17,7 @@ def test_tile_rule_rounds_the_training_size_up_to_32_and_never_below_256():
 def test_validation_evaluate_and_predict_score_images_larger_than_a_tile_alike(tmp_path, tiny_sd):
     # trained on 64 px crops, validated on 288 px images: the tile (256) is smaller than the image
     val = tmp_path / "val"
-    synthesize_dataset(val, 2, 5, load_params("simple"), "simple", (288, 288), workers=1, progress=False)
+    synthesize_dataset(val, n=2, seed=5, params=load_params("simple"), preset="simple", size_hw=(288, 288), workers=1, progress=False)
     cfg = TrainConfig(train=str(tiny_sd), val=str(val), model="unet-small", iters=2, batch_size=2, crop=64,
                       eval_every=2, seed=0, device="cpu")
     best = train(cfg, tmp_path / "run", progress=False)

@@ -142,7 +142,7 @@ def test_leave_one_out_tests_each_micrograph_once_on_itself(tmp_path):
     from nanoseg.synthesis import load_params, synthesize_dataset
 
     ad = tmp_path / "ad"  # three "micrographs", each its own group
-    synthesize_dataset(ad, 3, 5, load_params("realistic"), "realistic", (64, 64), workers=1, progress=False)
+    synthesize_dataset(ad, n=3, seed=5, params=load_params("realistic"), preset="realistic", size_hw=(64, 64), workers=1, progress=False)
     cfg = dict(TINY, ad={"folder": str(ad), "holdout": "leave-one-out", "pool_size": 4},
                mixes=[{"n_ad": 4, "n_sd": 0}, {"n_ad": 0, "n_sd": 4}], repeats=1, report_checkpoint="last")
     path = write(tmp_path, cfg)

@@ -156,7 +156,7 @@ def test_adamw_option_trains(tiny_sd, tmp_path):
 def test_mixed_image_sizes_need_a_crop(tiny_sd, tiny_simple, tmp_path):
     from nanoseg.data.mix import mix
 
-    mix(tiny_sd, tiny_simple, 2, 2, seed=0, out=tmp_path / "mixed")   # 96 px and 80 px images
+    mix(tiny_sd, tiny_simple, n_ad=2, n_sd=2, seed=0, out=tmp_path / "mixed")   # 96 px and 80 px images
     with pytest.raises(NanosegError, match="--crop"):
         train(_cfg(tmp_path / "mixed", crop=None, iters=1), tmp_path / "r", progress=False)
     best = train(_cfg(tmp_path / "mixed", crop=64, iters=1, eval_every=1), tmp_path / "r2", progress=False)
@@ -225,9 +225,9 @@ def test_short_cpu_training_beats_the_background_baseline(tmp_path):
     (about 20 s on 2 cores), so it runs by default."""
     from nanoseg.synthesis import load_params, synthesize_dataset
 
-    synthesize_dataset(tmp_path / "tr", 24, 1, load_params("simple"), "simple", (96, 96), workers=1,
+    synthesize_dataset(tmp_path / "tr", n=24, seed=1, params=load_params("simple"), preset="simple", size_hw=(96, 96), workers=1,
                        progress=False)
-    synthesize_dataset(tmp_path / "va", 6, 2, load_params("simple"), "simple", (96, 96), workers=1,
+    synthesize_dataset(tmp_path / "va", n=6, seed=2, params=load_params("simple"), preset="simple", size_hw=(96, 96), workers=1,
                        progress=False)
     cfg = TrainConfig(train=str(tmp_path / "tr"), val=str(tmp_path / "va"), model="unet-small", iters=120,
                       batch_size=8, crop=64, lr=0.05, loss="dice+ce", eval_every=40, seed=0)

@@ -13,8 +13,8 @@ from .conftest import run_cli
 
 def test_same_images_whatever_the_worker_count(tmp_path):
     p = load_params("realistic")
-    synthesize_dataset(tmp_path / "w1", 5, 11, p, size_hw=(80, 96), workers=1, progress=False)
-    synthesize_dataset(tmp_path / "w2", 5, 11, p, size_hw=(80, 96), workers=2, progress=False)
+    synthesize_dataset(tmp_path / "w1", n=5, seed=11, params=p, size_hw=(80, 96), workers=1, progress=False)
+    synthesize_dataset(tmp_path / "w2", n=5, seed=11, params=p, size_hw=(80, 96), workers=2, progress=False)
     for sub in ("images", "masks", "labelme"):
         a = sorted((tmp_path / "w1" / sub).iterdir())
         b = sorted((tmp_path / "w2" / sub).iterdir())

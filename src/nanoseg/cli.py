@@ -1,4 +1,11 @@
-"""The ``nanoseg`` command line: thin wrappers over the stage functions."""
+"""The ``nanoseg`` command line: thin wrappers over the stage functions.
+
+Each command is a function ``<name>_command`` that calls its library function by keyword
+(``synthesize_dataset``, ``import_folder``, ``augment_pool``, ``mix``, ``split``, ``train``,
+``evaluate_checkpoint``, ``predict``, ``measure_masks``, ``compare_folders``, ``export_onnx``,
+``run_experiment``), so library and command names never clash; every option shows its default
+in ``--help`` (the group sets ``show_default``; an option whose default is decided later says how).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,14 @@ import click
 
 from .errors import NanosegError, brief
 from .inference.rings import RingRules
+
+
+def _train_default(name: str) -> str:
+    """What a training flag left out means: the value in --config, else TrainConfig's default."""
+    from .training.config import TrainConfig
+
+    value = TrainConfig.model_fields[name].default
+    return f"{'none' if value is None else value}, or from --config"
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -55,27 +70,27 @@ COUNT = click.IntRange(1, MAX_SAMPLES)
 STRENGTH = Finite(0.0, 2.0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="nanoseg")
 def cli():
     """Segment nanoparticle ring structures in SEM micrographs, trained on authentic + synthetic data."""
 
 
-@cli.command()
+@cli.command("demo")
 @click.option("--out", default="runs/demo", show_default=True, help="demo run folder")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--iters", default=600, show_default=True, type=click.IntRange(1, 10**7),
               help="training iterations per model")
 @click.option("--overwrite", is_flag=True,
               help="replace a non-empty folder that is not an earlier demo's output")
-def demo(out, seed, iters, overwrite):
+def demo_command(out, seed, iters, overwrite):
     """End-to-end demo on CPU: synthesise, train AD/SD mix vs AD only, evaluate, segment a real micrograph."""
     from .demo import run_demo
 
     run_demo(out, seed=seed, iters=iters, overwrite=overwrite)
 
 
-@cli.command()
+@cli.command("synth")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder to create")
 @click.option("--n", "n", default=100, show_default=True, type=COUNT, help="number of images")
 @click.option("--seed", default=0, show_default=True, type=SEED)
@@ -87,7 +102,7 @@ def demo(out, seed, iters, overwrite):
 @click.option("--workers", default=0, type=click.IntRange(0, 256), help="processes (0: all cores)")
 @click.option("--gallery", type=click.Path(dir_okay=False), help="write a PNG grid with mask overlays")
 @click.option("--overwrite", is_flag=True, help="replace a non-empty output folder")
-def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite):
+def synth_command(out, n, seed, preset, size, config, sets, workers, gallery, overwrite):
     """Render synthetic SEM micrographs with exact ring masks and labelme files."""
     import yaml
 
@@ -111,7 +126,8 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
         check_out_separate(out, [("--config", config)])
     if gallery:
         check_file_target(gallery, "--gallery")
-    synthesize_dataset(out, n, seed, params, preset, hw, workers=workers, overwrite=overwrite)
+    synthesize_dataset(out, n=n, seed=seed, params=params, preset=preset, size_hw=hw, workers=workers,
+                       overwrite=overwrite)
     if gallery:
         write_gallery(out, gallery)
         click.echo(f"gallery: {gallery}")
@@ -121,9 +137,10 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
 @cli.command(name="import")
 @click.argument("src", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--crop-bottom", default=None, show_default="none: every row kept",
+              help="rows of data bar to cut, or 'auto'")
 @click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
-              help="cut into tiles of this size (e.g. 321)")
+              show_default="none: whole micrographs", help="cut into tiles of this size (e.g. 321)")
 @click.option("--overlap", "overlap_px", type=click.IntRange(0), default=64, show_default=True,
               help="px shared by neighbouring tiles (0 <= overlap < tile)")
 @click.option("--line-width", "line_width_px", type=click.IntRange(1, 1000), default=10, show_default=True,
@@ -131,11 +148,12 @@ def synth(out, n, seed, preset, size, config, sets, workers, gallery, overwrite)
 @click.option("--labels", type=click.Path(), help="YAML mapping label name -> class index")
 @click.option("--strict", is_flag=True, help="treat every warning as an error")
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              help="pixel size of every micrograph (nm/px); default: each file's metadata")
+              show_default="each file's metadata", help="pixel size of every micrograph (nm/px)")
 @click.option("--resample-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
+              show_default="none: pixel size kept",
               help="resample micrographs of known pixel size to this one (nm/px) before tiling")
 @click.option("--overwrite", is_flag=True)
-def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, strict, scale_nm_per_px,
+def import_command(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, strict, scale_nm_per_px,
             resample_nm_per_px, overwrite):
     """Import micrographs with labelme JSON or mask PNGs into a dataset folder."""
     import yaml
@@ -152,7 +170,8 @@ def import_(src, out, crop_bottom, tile_px, overlap_px, line_width_px, labels, s
         if not label_map:
             raise NanosegError(f"--labels: {labels} names no label (write one 'name: class' line per label)")
     cb = _crop_bottom(crop_bottom)
-    report = import_folder(src, out, label_map, line_width_px, cb, tile_px, overlap_px, strict, overwrite,
+    report = import_folder(src, out, label_map=label_map, line_width_px=line_width_px, crop_bottom=cb,
+                           tile_px=tile_px, overlap_px=overlap_px, strict=strict, overwrite=overwrite,
                            scale_nm_per_px=scale_nm_per_px, resample_nm_per_px=resample_nm_per_px)
     click.echo(report.summary())
 
@@ -174,22 +193,22 @@ def _crop_bottom(v):
     return rows
 
 
-@cli.command()
+@cli.command("augment")
 @click.option("--in", "src", required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--n", "n", required=True, type=COUNT, help="pool size (originals included)")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--strength", default=1.0, show_default=True, type=STRENGTH, help="0 (none) .. 2")
 @click.option("--overwrite", is_flag=True)
-def augment(src, out, n, seed, strength, overwrite):
+def augment_command(src, out, n, seed, strength, overwrite):
     """Offline augmentation into a pool (flips, mirror, affine, rotation, noise, contrast, scale, pan)."""
-    from .data.augment import augment_dataset
+    from .data.augment import augment_pool
 
-    rows = augment_dataset(src, out, n, seed, strength, overwrite)
+    rows = augment_pool(src, out, n=n, seed=seed, strength=strength, overwrite=overwrite)
     click.echo(f"wrote {len(rows)} samples to {out}")
 
 
-@cli.command()
+@cli.command("mix")
 @click.option("--ad", type=click.Path(), help="authentic pool")
 @click.option("--sd", type=click.Path(), help="synthetic pool")
 @click.option("--n-ad", default=0, show_default=True, type=click.IntRange(0, MAX_SAMPLES))
@@ -197,15 +216,15 @@ def augment(src, out, n, seed, strength, overwrite):
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True)
-def mix(ad, sd, n_ad, n_sd, seed, out, overwrite):
+def mix_command(ad, sd, n_ad, n_sd, seed, out, overwrite):
     """Draw n_AD authentic + n_SD synthetic samples without replacement into a training folder."""
-    from .data.mix import mix as do_mix
+    from .data.mix import mix
 
-    rows = do_mix(ad, sd, n_ad, n_sd, seed, out, overwrite)
+    rows = mix(ad, sd, n_ad=n_ad, n_sd=n_sd, seed=seed, out=out, overwrite=overwrite)
     click.echo(f"wrote {len(rows)} samples to {out}")
 
 
-@cli.command()
+@cli.command("split")
 @click.argument("src", type=click.Path())
 @click.option("--train", "out_train", type=click.Path(file_okay=False))
 @click.option("--test", "out_test", type=click.Path(file_okay=False))
@@ -213,9 +232,9 @@ def mix(ad, sd, n_ad, n_sd, seed, out, overwrite):
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--check", "check_other", type=click.Path(), help="only check SRC and this folder share no group")
 @click.option("--overwrite", is_flag=True)
-def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite):
+def split_command(src, out_train, out_test, test_fraction, seed, check_other, overwrite):
     """Split a dataset into train/test by micrograph group, or --check two folders for leaks."""
-    from .data.mix import check_disjoint, split as do_split
+    from .data.mix import check_disjoint, split
 
     if check_other:
         shared = check_disjoint(src, check_other)
@@ -225,35 +244,38 @@ def split(src, out_train, out_test, test_fraction, seed, check_other, overwrite)
         return
     if not out_train or not out_test:
         raise NanosegError("--train/--test: both output folders are needed (or use --check)")
-    tr, te = do_split(src, out_train, out_test, test_fraction, seed, overwrite)
+    tr, te = split(src, out_train, out_test, test_fraction=test_fraction, seed=seed, overwrite=overwrite)
     click.echo(f"train: {len(tr)} samples -> {out_train}; test: {len(te)} samples -> {out_test}")
 
 
-@cli.command()
+@cli.command("train")
 @click.option("--train", "train_dir", type=click.Path(), help="training dataset folder")
 @click.option("--val", "val_dir", type=click.Path(), help="validation dataset folder")
-@click.option("--model", default=None, help="unet | unet-small | smp:<Arch>:<encoder>")
-@click.option("--iters", type=click.IntRange(1), default=None)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=None)
-@click.option("--lr", type=Finite(0.0, 10.0, lo_open=True), default=None)
-@click.option("--loss", default=None, help="dice | ce | dice+ce")
-@click.option("--crop", type=click.IntRange(16, 16384), default=None, help="random padding crop (px)")
-@click.option("--eval-every", type=click.IntRange(1), default=None)
-@click.option("--seed", type=SEED, default=None)
-@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
-@click.option("--encoder-weights", type=click.Path(), default=None, help="local state dict for the encoder")
+@click.option("--model", default=None, show_default=_train_default("model"),
+              help="unet | unet-small | smp:<Arch>:<encoder>")
+@click.option("--iters", type=click.IntRange(1), default=None, show_default=_train_default("iters"))
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None, show_default=_train_default("batch_size"))
+@click.option("--lr", type=Finite(0.0, 10.0, lo_open=True), default=None, show_default=_train_default("lr"))
+@click.option("--loss", default=None, show_default=_train_default("loss"), help="dice | ce | dice+ce")
+@click.option("--crop", type=click.IntRange(16, 16384), default=None, show_default=_train_default("crop"),
+              help="random padding crop (px; none: whole images)")
+@click.option("--eval-every", type=click.IntRange(1), default=None, show_default=_train_default("eval_every"))
+@click.option("--seed", type=SEED, default=None, show_default=_train_default("seed"))
+@click.option("--device", default=None, show_default=_train_default("device"), help="auto | cpu | cuda | cuda:N")
+@click.option("--encoder-weights", type=click.Path(), default=None, show_default="none: random initial weights",
+              help="local state dict for the encoder")
 @click.option("--no-augment", is_flag=True, default=False)
-@click.option("--num-workers", type=int, default=None,
-              help="data loader processes (default: from the core count; 0: none)")
+@click.option("--num-workers", type=click.IntRange(0), default=None,
+              show_default="from the core count, or from --config", help="data loader processes (0: none)")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training forward")
 @click.option("--config", type=click.Path(), help="YAML of training settings (flags win)")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run folder")
 @click.option("--resume", is_flag=True, help="continue a killed run from RUN/last.pt")
-def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_every, seed, device,
+def train_command(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_every, seed, device,
           encoder_weights, no_augment, num_workers, compile_, config, out, resume):
     """Train a segmentation model with the paper's protocol (SGD, poly lr, Dice loss)."""
     from .training.config import load_train_config
-    from .training.train import train as do_train
+    from .training.train import train
 
     overrides = dict(train=train_dir, val=val_dir, model=model, iters=iters, batch_size=batch_size, lr=lr,
                      loss=loss, crop=crop, eval_every=eval_every, seed=seed, device=device,
@@ -262,7 +284,7 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
     if resume and not config and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
     cfg = load_train_config(config, overrides)
-    best = do_train(cfg, out, resume=resume)
+    best = train(cfg, out, resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     from .io import dumps_json
@@ -270,7 +292,7 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
     click.echo(dumps_json({k: best.get(k) for k in ("iteration", "miou", "acc", "kappa", "dice")}))
 
 
-@cli.command()
+@cli.command("evaluate")
 @click.option("--pred", "pred_dir", type=click.Path(), help="folder of predicted masks")
 @click.option("--gt", "gt_dir", type=click.Path(), help="folder (or dataset) of ground-truth masks")
 @click.option("--model", "model_path", type=click.Path(), help="checkpoint to run on --data")
@@ -278,7 +300,7 @@ def train(train_dir, val_dir, model, iters, batch_size, lr, loss, crop, eval_eve
 @click.option("--num-classes", default=2, show_default=True, type=click.IntRange(2, 256))
 @click.option("--structures", is_flag=True, help="also match ring structures (precision/recall/F1, radius error)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the metrics here")
-def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, json_out):
+def evaluate_command(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, json_out):
     """mIoU, Acc, Kappa, Dice exactly as PaddleSeg computes them (and ring-level scores)."""
     from .evaluation.evaluate import evaluate_checkpoint, evaluate_folders
 
@@ -308,27 +330,28 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
         atomic_write_text(json_out, text + "\n")
 
 
-@cli.command()
+@cli.command("predict")
 @click.option("--model", "model_path", default=None, type=click.Path(),
-              help="checkpoint (RUN/best.pt); default: the model nanoseg ships (see its model card)")
+              show_default="none: the loop finder runs; with --ring-finder model, the model nanoseg ships",
+              help="checkpoint (RUN/best.pt)")
 @click.option("--input", "inputs", required=True, multiple=True, type=click.Path(), help="files or folders")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              help="pixel size; overrides metadata")
+              show_default="each file's metadata", help="pixel size; overrides metadata")
 @click.option("--crop-bottom", default="auto", show_default=True,
               help="rows of data bar to cut, 'auto' (find it; 0 when there is none) or 0")
 @click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
-              help="force sliding-window tiles of this side (px); default: the whole image when it fits "
-                   "--memory-budget-mb, else the largest tiles that do")
+              show_default="the whole image when it fits --memory-budget-mb, else the largest tiles that do",
+              help="force sliding-window tiles of this side (px)")
 @click.option("--overlap", "overlap_px", type=click.IntRange(0), default=None,
-              help="px shared by neighbouring tiles (0 <= overlap < tile; default tile/4)")
+              show_default="a quarter of the tile", help="px shared by neighbouring tiles (0 <= overlap < tile)")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 1024),
               help="tiles per forward pass")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="onnx: ONNX Runtime on the CPU")
 @click.option("--memory-budget-mb", type=Finite(0.0, 1e9, lo_open=True), default=None,
-              help="activation memory allowed (MiB; default half the free memory of the device)")
+              show_default="half the free memory of the device", help="activation memory allowed (MiB)")
 @click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
               help="smallest structure (px)")
 @click.option("--min-coverage", default=RingRules.min_coverage, show_default=True, type=Finite(0.0, 1.0),
@@ -352,11 +375,11 @@ def evaluate(pred_dir, gt_dir, model_path, data_dir, num_classes, structures, js
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 @click.pass_context
-def predict(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size, device,
-            backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
-            max_interior_fill, min_confidence, min_radius_px, ring_finder, write_labelme, report, overwrite):
+def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size,
+                    device, backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
+                    max_interior_fill, min_confidence, min_radius_px, ring_finder, write_labelme, report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
-    from .inference.predict import predict as do_predict
+    from .inference.predict import predict
 
     cb = _crop_bottom(crop_bottom)
     if ring_finder == "auto":
@@ -376,9 +399,11 @@ def predict(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px,
         model_path = default_model_path()
     rules = RingRules(min_circularity=min_circularity, max_radial_cv=max_radial_cv,
                       max_interior_fill=max_interior_fill, min_confidence=min_confidence)
-    s = do_predict(model_path, list(inputs), out, scale_nm_per_px, cb, tile_px, overlap_px, batch_size, device,
-                   min_area_px, min_coverage, min_radius_px, write_labelme, overwrite, report=report,
-                   backend=backend, memory_budget_mb=memory_budget_mb, rules=rules, ring_finder=ring_finder)
+    s = predict(model_path, list(inputs), out, scale_nm_per_px=scale_nm_per_px, crop_bottom=cb, tile_px=tile_px,
+                overlap_px=overlap_px, batch_size=batch_size, device=device, min_area_px=min_area_px,
+                min_coverage=min_coverage, min_radius_px=min_radius_px, write_labelme=write_labelme,
+                overwrite=overwrite, report=report, backend=backend, memory_budget_mb=memory_budget_mb, rules=rules,
+                ring_finder=ring_finder)
     _echo_results(s, out, report)
 
 
@@ -395,17 +420,18 @@ def _echo_results(s: dict, out, report: bool) -> None:
         click.echo(f"report: {Path(out) / 'report.html'}")
 
 
-@cli.command()
+@cli.command("measure")
 @click.option("--masks", "masks_dir", required=True, type=click.Path(),
               help="folder of masks (0/1 class maps or 0/255), or a dataset/predict folder holding masks/")
-@click.option("--images", "images_dir", type=click.Path(), default=None,
+@click.option("--images", "images_dir", type=click.Path(), default=None, show_default="none: masks only",
               help="micrographs matched to masks by file stem (overlays, pixel size from metadata)")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              help="pixel size; overrides metadata")
-@click.option("--scales", "scales_csv", type=click.Path(dir_okay=False), default=None,
+              show_default="each file's metadata", help="pixel size; overrides metadata")
+@click.option("--scales", "scales_csv", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="CSV of pixel sizes per micrograph (file, scale_nm_per_px), matched by file stem")
-@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto' (needs --images)")
+@click.option("--crop-bottom", default=None, show_default="none: every row kept",
+              help="rows of data bar to cut, or 'auto' (needs --images)")
 @click.option("--min-area", "min_area_px", default=30, show_default=True, type=click.IntRange(0),
               help="smallest structure (px)")
 @click.option("--min-coverage", default=0.4, show_default=True, type=Finite(0.0, 1.0),
@@ -414,7 +440,7 @@ def _echo_results(s: dict, out, report: bool) -> None:
               help="smallest mean radius of a ring structure (px)")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
-def measure(masks_dir, images_dir, out, scale_nm_per_px, scales_csv, crop_bottom, min_area_px, min_coverage,
+def measure_command(masks_dir, images_dir, out, scale_nm_per_px, scales_csv, crop_bottom, min_area_px, min_coverage,
             min_radius_px, report, overwrite):
     """Measure the rings of existing masks (hand labels, other tools, predict's masks) as predict does."""
     from .analysis.measure_masks import measure_masks
@@ -427,14 +453,14 @@ def measure(masks_dir, images_dir, out, scale_nm_per_px, scales_csv, crop_bottom
     _echo_results(s, out, report)
 
 
-@cli.command()
+@cli.command("compare")
 @click.argument("folders", nargs=-1, required=True, type=click.Path())
-@click.option("--names", default=None, help="comma-separated sample names (default: the folder names)")
+@click.option("--names", default=None, show_default="the folder names", help="comma-separated sample names")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every number here (strict JSON)")
 @click.option("--figure", "figure_out", type=click.Path(dir_okay=False),
               help="PNG: diameter histograms, ECDFs and densities with intervals")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="seed of the bootstrap and permutation tests")
-def compare(folders, names, json_out, figure_out, seed):
+def compare_command(folders, names, json_out, figure_out, seed):
     """Compare predict/measure folders as samples: density, diameters, band widths, with intervals and tests."""
     from .analysis.compare import compare_figure, compare_folders, write_json
 
@@ -449,11 +475,11 @@ def compare(folders, names, json_out, figure_out, seed):
         click.echo(f"figure: {figure_out}")
 
 
-@cli.command()
+@cli.command("export")
 @click.option("--model", "model_path", required=True, type=click.Path())
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(11, 21))
-def export(model_path, onnx_path, opset):
+def export_command(model_path, onnx_path, opset):
     """Export a checkpoint to ONNX (dynamic height/width), checked against PyTorch."""
     from .inference.export import export_onnx
 
@@ -469,7 +495,7 @@ def _scales(scale_nm_per_px, scale_csv):
     return list(scale_nm_per_px), (read_scale_csv(scale_csv) if scale_csv else None)
 
 
-@cli.command()
+@cli.command("realism")
 @click.option("--real", "real_paths", required=True, multiple=True, type=click.Path(),
               help="real micrographs (files or folders): --real A B C or --real A --real B")
 @click.argument("more_real", nargs=-1, type=click.Path())
@@ -477,13 +503,15 @@ def _scales(scale_nm_per_px, scale_csv):
 @click.option("--scale-nm-per-px", "scale_nm_per_px", type=float, multiple=True,
               help="pixel size of the real micrographs: once for all, or once per file in order")
 @click.option("--scale-csv", type=click.Path(dir_okay=False), help="CSV file,scale_nm_per_px (per file)")
-@click.option("--crop-bottom", default=None, help="rows of data bar to cut from the real micrographs, or 'auto'")
+@click.option("--crop-bottom", default=None, show_default="none: every row kept",
+              help="rows of data bar to cut from the real micrographs, or 'auto'")
 @click.option("--tile-px", default="auto", show_default=True,
               help="measure the real micrographs in tiles of this side (px): 'auto' is the synthetic images' "
                    "side (like with like), 0 measures them whole")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the full comparison here")
 @click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the distributions side by side")
-def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, tile_px, json_out, figure):
+def realism_command(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_bottom, tile_px, json_out,
+                    figure):
     """How close synthetic micrographs are to real ones: statistics, ratios and one distance."""
     from .realism.report import realism_report
 
@@ -505,13 +533,13 @@ def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_b
         click.echo(f"figure: {figure}")
 
 
-@cli.command()
+@cli.command("calibrate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="YAML of calibrated parameters")
 @click.option("--scale-nm-per-px", "scale_nm_per_px", type=float, multiple=True,
               help="pixel size: once for all micrographs, or once per file in order")
 @click.option("--scale-csv", type=click.Path(dir_okay=False), help="CSV file,scale_nm_per_px (per file)")
-@click.option("--crop-bottom", default=None, help="rows of data bar to cut, or 'auto'")
+@click.option("--crop-bottom", default=None, show_default="none: every row kept", help="rows of data bar to cut, or 'auto'")
 @click.option("--preset", default="realistic", show_default=True, help="starting preset")
 @click.option("--config", type=click.Path(), help="starting YAML on top of the preset")
 @click.option("--iterations", default=8, show_default=True, help="correction steps")
@@ -519,10 +547,10 @@ def realism(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv, crop_b
               help="synthetic images rendered at each micrograph's pixel size per step")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the before/after comparison")
-def calibrate(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, config, iterations, per_real, seed,
+def calibrate_command(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, config, iterations, per_real, seed,
               json_out):
     """Fit the generator's ranges to unlabelled micrographs; writes a YAML for `synth --config`."""
-    from .realism.calibrate import calibrate as do_calibrate, write_params_yaml
+    from .realism.calibrate import calibrate, write_params_yaml
     from .realism.distance import format_table
     from .realism.sources import load_real
 
@@ -535,7 +563,7 @@ def calibrate(paths, out, scale_nm_per_px, scale_csv, crop_bottom, preset, confi
         raise NanosegError(f"{paths[0]}: no readable micrograph to calibrate to")
     if not all(m.scale_nm_per_px for m in real):
         click.echo("pixel size unknown for some micrographs: calibrating in px (give --scale-nm-per-px)")
-    r = do_calibrate(real, preset=preset, config=config, iterations=iterations, per_real=per_real, seed=seed)
+    r = calibrate(real, preset=preset, config=config, iterations=iterations, per_real=per_real, seed=seed)
     write_params_yaml(out, r, sources=[m.name for m in real])
     click.echo(format_table(r["comparison"]))
     click.echo(f"distance to the micrographs: {r['distance_before']:.3f} with --preset {preset}, "
@@ -561,8 +589,9 @@ def experiment():
 @click.argument("file", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256), help="runs in parallel processes")
-@click.option("--shard", default=None, help="i/n: run only every n-th run, starting at i (0-based)")
-def experiment_run(file, out, jobs, shard):
+@click.option("--shard", default=None, show_default="none: every run",
+              help="i/n: run only every n-th run, starting at i (0-based)")
+def experiment_run_command(file, out, jobs, shard):
     """Build pools, mixes and splits, train and evaluate every run (resumable)."""
     from .experiments.runner import run_experiment
 
@@ -571,7 +600,7 @@ def experiment_run(file, out, jobs, shard):
 
 @experiment.command("report")
 @click.argument("out", type=click.Path())
-def experiment_report(out):
+def experiment_report_command(out):
     """Merge all shards of an experiment folder into results.csv, summary.md, figures and report.html."""
     from .experiments.report import write_report
 

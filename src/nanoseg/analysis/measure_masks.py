@@ -145,38 +145,13 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
     with io.atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for mpath in tqdm(mask_files, desc="measure", unit="img", disable=not progress):
             name = mpath.stem
+            ipath = by_stem.get(name)
             try:
-                mask = mask_to_classes(io.read_mask(mpath), str(mpath), ignore_255=ignore_255)
-                ipath = by_stem.get(name)
-                image = io.read_gray(ipath) if ipath is not None else None
-                bar = 0
-                if crop_bottom == "auto":
-                    bar = imaging.detect_data_bar(image) if image is not None else 0
-                elif crop_bottom:
-                    bar = int(crop_bottom)
-                if image is not None:
-                    if image.shape[1] != mask.shape[1] or image.shape[0] < mask.shape[0]:
-                        raise NanosegError(f"{mpath}: mask {mask.shape[1]}x{mask.shape[0]} does not fit image "
-                                           f"{ipath.name} {image.shape[1]}x{image.shape[0]}")
-                    if bar and mask.shape[0] == image.shape[0]:
-                        mask = mask[:-bar]
-                    bar = image.shape[0] - mask.shape[0]  # a taller micrograph: its data bar was cut before
-                    image = image[:mask.shape[0]]
-                elif bar:
-                    mask = mask[:-bar]
-                if mask.shape[0] < imaging.MIN_ROWS_LEFT:
-                    raise NanosegError(f"{mpath}: --crop-bottom {bar} leaves no mask")
+                mask, image, bar = _mask_and_image(mpath, ipath, crop_bottom, ignore_255=ignore_255)
             except NanosegError as exc:
                 problems.append((str(mpath), str(exc).split(": ", 1)[-1]))
                 continue
-            if scale_nm_per_px is None and name in table:
-                nm, source = table[name], "scales-table"
-            elif ipath is not None:
-                nm, source = resolve_scale(ipath, scale_nm_per_px)
-            else:
-                nm, source = (float(scale_nm_per_px), "flag") if scale_nm_per_px is not None else (None, "none")
-            if nm is None and name in hints:
-                nm, source = hints[name], hint_source
+            nm, source = _pixel_size(name, ipath, scale_nm_per_px, table, hints, hint_source)
             rows, per_image[name] = measure_image(
                 mask, name=name, file=str(ipath or mpath), nm_per_px=nm, scale_source=source, crop_bottom=bar,
                 min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px)
@@ -195,3 +170,42 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
                                     "min_area_px": min_area_px, "min_coverage": min_coverage,
                                     "min_radius_px": min_radius_px})
     return summary
+
+
+def _mask_and_image(mpath: Path, ipath: Path | None, crop_bottom, *, ignore_255: bool):
+    """A mask as class indices, its micrograph (or None) cut to the mask's rows, and the data-bar rows."""
+    mask = mask_to_classes(io.read_mask(mpath), str(mpath), ignore_255=ignore_255)
+    image = io.read_gray(ipath) if ipath is not None else None
+    bar = 0
+    if crop_bottom == "auto":
+        bar = imaging.detect_data_bar(image) if image is not None else 0
+    elif crop_bottom:
+        bar = int(crop_bottom)
+    if image is not None:
+        if image.shape[1] != mask.shape[1] or image.shape[0] < mask.shape[0]:
+            raise NanosegError(f"{mpath}: mask {mask.shape[1]}x{mask.shape[0]} does not fit image "
+                               f"{ipath.name} {image.shape[1]}x{image.shape[0]}")
+        if bar and mask.shape[0] == image.shape[0]:
+            mask = mask[:-bar]
+        bar = image.shape[0] - mask.shape[0]  # a taller micrograph: its data bar was cut before
+        image = image[:mask.shape[0]]
+    elif bar:
+        mask = mask[:-bar]
+    if mask.shape[0] < imaging.MIN_ROWS_LEFT:
+        raise NanosegError(f"{mpath}: --crop-bottom {bar} leaves no mask")
+    return mask, image, bar
+
+
+def _pixel_size(name: str, ipath: Path | None, scale_nm_per_px: float | None, table: dict, hints: dict,
+                hint_source: str) -> tuple[float | None, str]:
+    """(nm/px or None, where it came from): the flag, then the --scales table, the image's metadata,
+    and last the folder's own records."""
+    if scale_nm_per_px is None and name in table:
+        nm, source = table[name], "scales-table"
+    elif ipath is not None:
+        nm, source = resolve_scale(ipath, scale_nm_per_px)
+    else:
+        nm, source = (float(scale_nm_per_px), "flag") if scale_nm_per_px is not None else (None, "none")
+    if nm is None and name in hints:
+        nm, source = hints[name], hint_source
+    return nm, source

@@ -53,11 +53,32 @@ class JointTransform:
         return out["image"], out["mask"]
 
 
-def augment_dataset(src: str | Path, out: str | Path, n: int, seed: int, strength: float = 1.0,
-                    overwrite: bool = False, progress: bool = True, keep_originals: bool = True) -> list[dict]:
+def augment_pool(src: str | Path, out: str | Path, *, n: int, seed: int, strength: float = 1.0,
+                 overwrite: bool = False, progress: bool = True, keep_originals: bool = True) -> list[dict]:
     """Write a pool of ``n`` samples: the originals (if ``keep_originals``) plus augmented copies.
 
-    Copies are spread evenly over the originals; each keeps its original's group.
+    Copies are spread evenly over the originals; each keeps its original's group and pixel size.
+    Returns the manifest rows.
+
+    Parameters
+    ----------
+    src : str or Path
+        Dataset folder to augment (read only).
+    out : str or Path
+        Pool folder to create.
+    n : int
+        Samples in the pool, originals included (at least 1).
+    seed : int
+        Seed of every augmentation: copy ``k`` depends on (``seed``, ``k``) only.
+    strength : float
+        Scale of every augmentation range, 0 (none) to 2; 1 is the paper's (affine zoom of
+        +-25%, shifts of 15% of the side, rotations, flips, noise and contrast).
+    overwrite : bool
+        Replace a non-empty ``out``.
+    progress : bool
+        Show a progress bar.
+    keep_originals : bool
+        Put the originals in the pool (when ``n`` is at least their number).
     """
     rows = read_manifest(src)
     if n < 1:

@@ -33,9 +33,26 @@ def select(rows: list[dict], n: int, rng: np.random.Generator, what: str) -> lis
     return [rows[i] for i in sorted(idx.tolist())]
 
 
-def mix(ad: str | Path | None, sd: str | Path | None, n_ad: int, n_sd: int, seed: int, out: str | Path,
+def mix(ad: str | Path | None, sd: str | Path | None, *, n_ad: int, n_sd: int, seed: int, out: str | Path,
         overwrite: bool = False) -> list[dict]:
-    """Training folder of ``n_ad`` samples from pool ``ad`` and ``n_sd`` from ``sd``, without replacement."""
+    """Training folder of ``n_ad`` samples from pool ``ad`` and ``n_sd`` from ``sd``, without replacement.
+
+    Returns the manifest rows; each records its source (``ad``/``sd``), original id, group
+    (prefixed with the source) and pixel size. A sample's labelme file travels with it.
+
+    Parameters
+    ----------
+    ad, sd : str, Path or None
+        Authentic and synthetic pools (dataset folders, read only); None where nothing is drawn.
+    n_ad, n_sd : int
+        Samples drawn from each pool (non-negative, positive total).
+    seed : int
+        Seed of the draw.
+    out : str or Path
+        Training folder to create.
+    overwrite : bool
+        Replace a non-empty ``out``.
+    """
     if n_ad < 0 or n_sd < 0 or n_ad + n_sd == 0:
         raise NanosegError(f"--n-ad/--n-sd: need non-negative counts with a positive total (got {n_ad}, {n_sd})")
     rng = np.random.default_rng([seed, 7])
@@ -89,12 +106,26 @@ def split_groups(rows: list[dict], test_fraction: float, seed: int) -> tuple[set
     return set(groups) - test, test
 
 
-def split(src: str | Path, out_train: str | Path, out_test: str | Path, test_fraction: float = 0.2,
+def split(src: str | Path, out_train: str | Path, out_test: str | Path, *, test_fraction: float = 0.2,
           seed: int = 0, overwrite: bool = False, test_groups: set | None = None) -> tuple[list, list]:
-    """Split a folder into train/test by group; no group appears on both sides.
+    """Split a folder into train/test by group (micrograph); no group appears on both sides.
 
-    ``test_groups`` names the held-out groups (a leave-one-out fold) instead of drawing
-    ``test_fraction`` of them with ``seed``.
+    Returns the train and test manifest rows.
+
+    Parameters
+    ----------
+    src : str or Path
+        Dataset folder to split (read only).
+    out_train, out_test : str or Path
+        Folders to create (different from each other and from ``src``).
+    test_fraction : float
+        Share of the groups held out, in (0, 1); at least one group lands on each side.
+    seed : int
+        Seed of the group draw.
+    overwrite : bool
+        Replace non-empty output folders.
+    test_groups : set of str, optional
+        The held-out groups (a leave-one-out fold) instead of a draw of ``test_fraction``.
     """
     if not 0 < test_fraction < 1:
         raise NanosegError(f"--test-fraction: must lie in (0, 1) (got {test_fraction})")

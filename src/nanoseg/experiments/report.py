@@ -145,6 +145,8 @@ def summary_markdown(cfg: dict, rows: list[dict], stats: list[dict]) -> tuple[st
 
 
 def write_report(out: str | Path) -> dict:
+    """Merge the finished runs of an experiment folder ``out`` (all shards) into ``results.csv``,
+    ``summary.csv``, ``summary.md``, ``figures/`` and ``report.html``; returns the rows and statistics."""
     out = Path(out)
     if not (out / "experiment.yaml").exists():
         raise NanosegError(f"{out}: not an experiment folder (no experiment.yaml)")
@@ -170,12 +172,13 @@ def write_report(out: str | Path) -> dict:
     run_dir = out / "runs" / best_run["run_id"]
     if (run_dir / "curve.png").exists():
         shutil.copyfile(run_dir / "curve.png", figs / "convergence_best_run.png")
-    _prediction_panel(run_dir / best_run["checkpoint"], out / "data" / "test", figs / "predictions_best_run.png")
+    prediction_figure(run_dir / best_run["checkpoint"], out / "data" / "test", figs / "predictions_best_run.png")
     _html(out, md, figs)
     return {"rows": rows, "stats": stats}
 
 
-def _prediction_panel(ckpt: Path, test_dir: Path, path: Path) -> None:
+def prediction_figure(ckpt: Path, test_dir: Path, path: Path) -> None:
+    """Image | ground truth | prediction | overlay of up to four test images (paper Fig 5), by checkpoint ``ckpt``."""
     if not ckpt.exists() or not test_dir.exists():
         return
     from ..data.dataset import load_arrays

@@ -23,7 +23,7 @@ import click
 import yaml
 
 from .. import io
-from ..data.augment import augment_dataset
+from ..data.augment import augment_pool
 from ..data.dataset import read_manifest
 from ..data.mix import check_disjoint, merge_pools, mix, split
 from ..errors import NanosegError
@@ -82,15 +82,24 @@ def _once(folder: Path, build) -> Path:
     return folder
 
 
+def _standin_ad(folder: Path, s, *, seed: int, size_hw: tuple[int, int]) -> None:
+    """A synthetic stand-in for authentic data, labelled as such in its manifest (source ``ad``, a note)."""
+    synthesize_dataset(folder, n=s.n, seed=seed, params=load_params(s.preset, config=s.config, overrides=s.overrides),
+                       preset=f"standin-{s.preset}", size_hw=size_hw, workers=0, start_index=1_000_000)
+    rows = io.read_csv(folder / "manifest.csv")
+    for r in rows:
+        r["source"] = "ad"
+        r["note"] = "synthetic stand-in for authentic data"
+    io.write_csv(folder / "manifest.csv", rows)
+
+
 def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     size = (cfg.size, cfg.size)
     if cfg.ad.standin is not None:
         s = cfg.ad.standin
-        ad_src = _once(data / "ad_source", lambda f: synthesize_dataset(
-            f, s.n, cfg.seed + 1000, load_params(s.preset, config=s.config, overrides=s.overrides), f"standin-{s.preset}", size,
-            workers=0, start_index=1_000_000))
+        ad_src = _once(data / "ad_source", lambda f: _standin_ad(f, s, seed=cfg.seed + 1000, size_hw=size))
     else:
         ad_src = Path(cfg.ad.folder)
     pools = {fold: _prepare_ad(cfg, ad_src, data if fold is None else data / "folds" / fold, fold)
@@ -103,26 +112,29 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> dict:
             parts = []
             for k, s in enumerate(cfg.sd.synth):
                 parts.append(_once(data / f"sd_{k}_{s.preset}", lambda f, s=s, k=k: synthesize_dataset(
-                    f, s.n, cfg.seed + 2000 + k, load_params(s.preset, config=s.config, overrides=s.overrides), s.preset, size,
-                    workers=0, start_index=k * 10_000_000)))
+                    f, n=s.n, seed=cfg.seed + 2000 + k,
+                    params=load_params(s.preset, config=s.config, overrides=s.overrides), preset=s.preset,
+                    size_hw=size, workers=0, start_index=k * 10_000_000)))
             sd_pool = _once(data / "sd_pool", lambda f: merge_pools(f, parts))
     return {"folds": pools, "sd_pool": sd_pool}
 
 
 def _prepare_ad(cfg: ExperimentConfig, ad_src: Path, data: Path, fold: str | None) -> dict:
     """AD split by group, the augmented training pool and the test set of one fold."""
-    _once(data / "ad_train_groups", lambda f: split(ad_src, f, data / "ad_test_groups", cfg.ad.test_fraction,
-                                                    cfg.seed, test_groups=None if fold is None else {fold}))
+    _once(data / "ad_train_groups", lambda f: split(ad_src, f, data / "ad_test_groups",
+                                                    test_fraction=cfg.ad.test_fraction, seed=cfg.seed,
+                                                    test_groups=None if fold is None else {fold}))
     leaks = check_disjoint(data / "ad_train_groups", data / "ad_test_groups")
     if leaks:
         raise NanosegError(f"{data}: AD train and test share groups {sorted(leaks)[:3]}")
-    _once(data / "ad_pool", lambda f: augment_dataset(data / "ad_train_groups", f, cfg.ad.pool_size, cfg.seed,
-                                                      cfg.ad.augment_strength))
+    _once(data / "ad_pool", lambda f: augment_pool(data / "ad_train_groups", f, n=cfg.ad.pool_size, seed=cfg.seed,
+                                                   strength=cfg.ad.augment_strength))
     if fold is not None:  # leave-one-out: the held-out micrograph as it is
         return {"ad_pool": data / "ad_pool", "test": data / "ad_test_groups"}
-    _once(data / "ad_test_pool", lambda f: augment_dataset(data / "ad_test_groups", f, cfg.ad.test_size,
-                                                           cfg.seed + 1, cfg.ad.augment_strength))
-    _once(data / "test", lambda f: mix(data / "ad_test_pool", None, cfg.ad.test_size, 0, cfg.seed, f))
+    _once(data / "ad_test_pool", lambda f: augment_pool(data / "ad_test_groups", f, n=cfg.ad.test_size,
+                                                        seed=cfg.seed + 1, strength=cfg.ad.augment_strength))
+    _once(data / "test", lambda f: mix(data / "ad_test_pool", None, n_ad=cfg.ad.test_size, n_sd=0, seed=cfg.seed,
+                                       out=f))
     return {"ad_pool": data / "ad_pool", "test": data / "test"}
 
 
@@ -155,7 +167,7 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     train_run = run_dir if not shared else out / "runs" / run["run_id"].rsplit("__test-", 1)[0]
     _once(train_dir, lambda f: mix(fold["ad_pool"] if run["n_ad"] else None,
                                    pools["sd_pool"] if run["n_sd"] else None,
-                                   run["n_ad"], run["n_sd"], run["seed"], f))
+                                   n_ad=run["n_ad"], n_sd=run["n_sd"], seed=run["seed"], out=f))
     settings = dict(cfg.training)
     settings.update(train=str(train_dir), val=str(fold["test"]), model=run["model"], seed=run["seed"])
     if threads:
@@ -183,8 +195,40 @@ def execute_run(cfg_dict: dict, out: str, run: dict, pools: dict, threads: int |
     return result
 
 
-def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress: bool = True) -> list[dict]:
-    cfg = load_experiment(file)
+def _recorded(path: Path) -> dict | None:
+    """The experiment a folder records, as the current schema reads it (None if it no longer validates)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # folders recorded before n_train was renamed
+            return ExperimentConfig(**yaml.safe_load(path.read_text())).model_dump()
+    except (ValueError, TypeError, yaml.YAMLError):
+        return None
+
+
+def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path, *, jobs: int = 1,
+                   shard: str | None = None, progress: bool = True) -> list[dict]:
+    """Run a whole study: prepare the data, train and evaluate every run not yet finished, write the report.
+
+    Returns the results of the runs done now. Resumable: finished runs (``result.json``) are
+    skipped, a killed one continues from its last checkpoint.
+
+    Parameters
+    ----------
+    experiment : str, Path or ExperimentConfig
+        The experiment file (YAML; relative folders are relative to it), or its validated content.
+    out : str or Path
+        Experiment folder (``experiment.yaml``, ``data/``, ``runs/``, ``results.csv``,
+        ``summary.md``, ``report.html``, ``figures/``); one that records another experiment is refused.
+    jobs : int
+        Runs trained in parallel processes (the cores are shared between them).
+    shard : str, optional
+        ``i/n``: run only every n-th run, starting at i (0-based), e.g. on n machines.
+    progress : bool
+        Show progress bars.
+    """
+    cfg = experiment if isinstance(experiment, ExperimentConfig) else load_experiment(experiment)
     i, n = parse_shard(shard)
     out = Path(out)
     io.check_out_separate(out, [("ad.folder", cfg.ad.folder), ("sd.folder", cfg.sd.folder if cfg.sd else None)])
@@ -194,7 +238,7 @@ def run_experiment(file, out, jobs: int = 1, shard: str | None = None, progress:
         raise NanosegError(f"--out: cannot create {out} ({exc.strerror or exc})") from None
     recorded = out / "experiment.yaml"
     text = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
-    if recorded.exists() and yaml.safe_load(recorded.read_text()) != cfg.model_dump():
+    if recorded.exists() and _recorded(recorded) != cfg.model_dump():
         raise NanosegError(f"{out}: holds a different experiment (see {recorded}); use another --out")
     if not recorded.exists():
         io.atomic_write_text(recorded, text)

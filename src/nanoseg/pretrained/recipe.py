@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from .. import io
-from ..data.augment import augment_dataset
+from ..data.augment import augment_pool
 from ..data.importer import import_folder
 from ..data.mix import merge_pools, mix
 from ..models import checkpoint, load_model
@@ -48,19 +48,19 @@ def build_data(run: Path) -> Path:
     """Steps 1-2 and the mix; returns the training folder."""
     import_folder(REFERENCES, run / "references", crop_bottom="auto", resample_nm_per_px=WORK_NM_PER_PX,
                   overwrite=True)
-    augment_dataset(run / "references", run / "ad_pool", N_AD, seed=0, overwrite=True)
+    augment_pool(run / "references", run / "ad_pool", n=N_AD, seed=0, overwrite=True)
     generator = RECIPE / "generator.yaml"
     parts = []
     for name, n, seed in (("realistic", N_SD_REALISTIC, 1), ("simple", N_SD_SIMPLE, 2)):
         params = load_params(name, config=generator if generator.exists() and name == "realistic" else None,
                              overrides={"scale_nm_per_px": SD_SCALE_NM_PER_PX,
                                         **(SD_OVERRIDES if name == "realistic" else {"ring_radius_px": (12.0, 45.0)})})
-        synthesize_dataset(run / f"sd_{name}", n, seed, params, name, (256, 256), workers=0, overwrite=True)
+        synthesize_dataset(run / f"sd_{name}", n=n, seed=seed, params=params, preset=name, size_hw=(256, 256), workers=0, overwrite=True)
         parts.append(run / f"sd_{name}")
     if (run / "sd_pool").exists():
         shutil.rmtree(run / "sd_pool")
     merge_pools(run / "sd_pool", parts)
-    mix(run / "ad_pool", run / "sd_pool", N_AD, N_SD_REALISTIC + N_SD_SIMPLE, seed=3, out=run / "train",
+    mix(run / "ad_pool", run / "sd_pool", n_ad=N_AD, n_sd=N_SD_REALISTIC + N_SD_SIMPLE, seed=3, out=run / "train",
         overwrite=True)
     return run / "train"
 

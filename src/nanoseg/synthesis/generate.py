@@ -157,12 +157,37 @@ def _single_threaded_children():
                 os.environ[k] = val
 
 
-def synthesize_dataset(out: str | Path, n: int, seed: int, params: SynthParams, preset: str = "realistic",
-                       size_hw=(321, 321), workers: int = 1, overwrite: bool = False,
+def synthesize_dataset(out: str | Path, *, n: int, seed: int, params: SynthParams, preset: str = "realistic",
+                       size_hw: tuple[int, int] = (321, 321), workers: int = 1, overwrite: bool = False,
                        progress: bool = True, start_index: int = 0) -> list[dict]:
-    """Write ``n`` samples in the dataset folder convention; returns the manifest rows.
+    """Write ``n`` synthetic micrographs in the dataset folder convention; returns the manifest rows.
 
-    The folder is built under a temporary name and moved into place at the end.
+    The folder is built under a temporary name and moved into place at the end. Image ``i``
+    depends only on (``seed``, ``start_index + i``) and ``params``, never on the worker count.
+
+    Parameters
+    ----------
+    out : str or Path
+        Dataset folder to create (``images/``, ``masks/``, ``labelme/``, ``meta.jsonl``,
+        ``manifest.csv``, ``synth.json``).
+    n : int
+        Number of images (1 to ``MAX_IMAGES``).
+    seed : int
+        Seed of every random choice (non-negative).
+    params : SynthParams
+        Generator parameter ranges (``load_params``); lengths in px or nm as their names say.
+    preset : str
+        Name recorded with each image (the preset ``params`` came from).
+    size_hw : (int, int)
+        Image height and width (px, each 64 to 4096).
+    workers : int
+        Processes; 0 uses every core.
+    overwrite : bool
+        Replace a non-empty ``out``.
+    progress : bool
+        Show a progress bar.
+    start_index : int
+        Index of the first image (gives disjoint datasets from one seed).
     """
     if not 1 <= n <= MAX_IMAGES:
         raise NanosegError(f"--n: must lie in 1..{MAX_IMAGES} (got {n})")

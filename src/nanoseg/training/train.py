@@ -47,9 +47,25 @@ def poly_lr(base_lr: float, it: int, total: int, power: float) -> float:
     return base_lr * (1 - it / total) ** power
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
           stop_after: int | None = None) -> dict:
-    """Train; returns the best metrics. ``stop_after`` stops early (used to test resume)."""
+    """Train a segmentation model with the paper's protocol; returns the best evaluation's metrics.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Every setting of the run (``load_train_config``: data folders, model, iterations, batch,
+        lr, loss, crop in px, evaluation interval, seed, device, data-loader workers, ...).
+    out : str or Path
+        Run folder: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``curve.png``.
+    resume : bool
+        Continue a killed run from ``out/last.pt`` (same settings; the result equals an
+        uninterrupted run).
+    progress : bool
+        Show a progress bar.
+    stop_after : int, optional
+        Stop after this many iterations as if killed (used to test resume).
+    """
     out = Path(out)
     world, rank, local = _dist_info()
     if world > 1:
