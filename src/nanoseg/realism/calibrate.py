@@ -214,25 +214,8 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
         if it == iterations:
             break
         # one correction step from the matched pairs: each real micrograph against its own renders
-        step = DAMPING / (1 + it / 2)
         synth_sets = [pool(synth[i * per_real:(i + 1) * per_real]) for i in range(len(real))]
-        for knob in knobs:
-            logs, diffs, wl, wd = [], [], [], []
-            for i, r in enumerate(real_stats):
-                rv, sv = _value(r, knob.statistic), _value(synth_sets[i], knob.statistic)
-                if np.isfinite(rv) and np.isfinite(sv):
-                    diffs.append(rv - sv)
-                    wd.append(weights[i])
-                    if rv > 0 and sv > 0:
-                        logs.append(math.log(rv / sv))
-                        wl.append(weights[i])
-            if knob.mode == "mul" and logs:
-                mean = float(np.average(logs, weights=wl))
-                _move(state, knob, integer=knob.param in integer,
-                      factor=math.exp(float(np.clip(step * knob.gain * mean, -math.log(MAX_STEP), math.log(MAX_STEP)))))
-            elif knob.mode == "add" and diffs:  # grey levels: a full step (they map almost one to one)
-                mean = float(np.average(diffs, weights=wd))
-                _move(state, knob, shift=float(np.clip(knob.gain * mean, -40, 40)))
+        _correct(state, knobs, real_stats, synth_sets, weights, integer=integer, step=DAMPING / (1 + it / 2))
     # before and after on other seeds: the reported gain is not the fit's own noise
     n_val = validation_per_real or max(per_real, 8)
     start_vals = start.model_dump() | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
@@ -249,6 +232,29 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     return {"params": best_params, "overrides": overrides, "distance_before": before["overall_distance"],
             "distance_after": after["overall_distance"], "history": history, "trace": trace, "best_iteration": best[2], "kept_start": kept_start,
             "comparison": after, "before": before, "units": "nm" if use_nm else "px", "preset": preset}
+
+
+def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weights: np.ndarray, *, integer: set,
+             step: float) -> None:
+    """Move every knob's range by the weighted real-vs-synthetic gap of its statistic: ``step`` of
+    the log ratio for ``mul`` knobs, the whole difference for ``add`` knobs (the grey levels)."""
+    for knob in knobs:
+        logs, diffs, wl, wd = [], [], [], []
+        for i, r in enumerate(real_stats):
+            rv, sv = _value(r, knob.statistic), _value(synth_sets[i], knob.statistic)
+            if np.isfinite(rv) and np.isfinite(sv):
+                diffs.append(rv - sv)
+                wd.append(weights[i])
+                if rv > 0 and sv > 0:
+                    logs.append(math.log(rv / sv))
+                    wl.append(weights[i])
+        if knob.mode == "mul" and logs:
+            mean = float(np.average(logs, weights=wl))
+            _move(state, knob, integer=knob.param in integer,
+                  factor=math.exp(float(np.clip(step * knob.gain * mean, -math.log(MAX_STEP), math.log(MAX_STEP)))))
+        elif knob.mode == "add" and diffs:  # grey levels: a full step (they map almost one to one)
+            mean = float(np.average(diffs, weights=wd))
+            _move(state, knob, shift=float(np.clip(knob.gain * mean, -40, 40)))
 
 
 def write_params_yaml(path: str | Path, result: dict, *, sources: list[str]) -> None:

@@ -252,41 +252,10 @@ def measure_image(img: np.ndarray, scale_nm_per_px: float | None = None, *,
     inner_bg = cv2.erode(bg_mask.astype(np.uint8), _disk(2)) > 0
     rv = resid[inner_bg] if inner_bg.sum() > 100 else resid.ravel()
     noise_rel = float(1.4826 * np.median(np.abs(rv - np.median(rv)))) / contrast
-    # --- blur: 10-90% edge width of single particles from their steepest edge
-    # (a Gaussian-blurred step of height C and width sigma has a largest slope C / (sigma sqrt(2 pi)))
-    blur_nm = float("nan")
-    if len(areas):
-        from scipy import ndimage
-
-        gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3) / 8
-        gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3) / 8
-        grad = np.hypot(gx, gy)
-        # the steepest slope on each particle's rim (its outline +-1 px), not in its interior, where
-        # crystallites and lumps make slopes of their own
-        kept = np.where(keep_lab[labels], labels, 0)
-        rim = ndimage.grey_dilation(kept, size=(3, 3))
-        rim[cv2.erode(fg, np.ones((3, 3), np.uint8)) > 0] = 0
-        gmax = np.asarray(ndimage.maximum(grad, rim, lab_ids))
-        singles = (n_per == 1) & (peaks - background_level > 0.3 * contrast)
-        if singles.sum() >= 3:
-            sigma_meas = (peaks[singles] - background_level) / (math.sqrt(2 * math.pi) * np.maximum(gmax[singles], 1e-3))
-            smooth_px = max(0.6, 0.5 / s)
-            sigma_px = np.sqrt(np.maximum(sigma_meas**2 - smooth_px**2, 0.04))
-            blur_nm = float(np.median(2.563 * sigma_px) * s)
-    # --- chain width: bridge the gaps within chains, then sample 2 x distance-to-edge on the skeleton
+    blur_nm = _blur_edge_width_nm(sm, fg, labels, keep_lab, lab_ids, n_per, peaks, background_level, contrast,
+                                  s) if len(areas) else float("nan")
     d1_px = 2 * math.sqrt(a1 / math.pi)
-    widths = np.zeros(0)
-    if len(areas):
-        from skimage.morphology import skeletonize
-
-        bridged = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _disk(max(1.0, 0.75 * d1_px)))
-        nb, blab, bst, _ = cv2.connectedComponentsWithStats(bridged, connectivity=8)
-        big = np.concatenate([[False], bst[1:, cv2.CC_STAT_AREA] >= CHAIN_MIN_PARTICLES * a1])
-        chains = big[blab].astype(np.uint8)
-        if chains.any():
-            dt = cv2.distanceTransform(chains, cv2.DIST_L2, 5)
-            skel = skeletonize(chains > 0)
-            widths = 2 * dt[skel] * s
+    widths = _chain_widths_nm(fg, a1, d1_px, s) if len(areas) else np.zeros(0)
     # --- background texture: particles filled in from their surroundings, power per band
     filled = np.where(bg_mask, f, _normalised_blur(f, bg_mask.astype(np.float32), max(3.0, 2 * d1_px)))
     power = band_powers(filled, s) / contrast**2
@@ -305,6 +274,47 @@ def measure_image(img: np.ndarray, scale_nm_per_px: float | None = None, *,
         particle_level=particle_level, noise_rel=noise_rel, blur_edge_width_nm=blur_nm,
         texture_power=power, sheet_coverage=sheet,
     )
+
+
+def _blur_edge_width_nm(sm, fg, labels, keep_lab, lab_ids, n_per, peaks, background_level: float,
+                        contrast: float, s: float) -> float:
+    """10-90% edge width of single particles from their steepest edge (NaN with fewer than 3 singles).
+
+    A Gaussian-blurred step of height C and width sigma has a largest slope C / (sigma sqrt(2 pi)).
+    """
+    from scipy import ndimage
+
+    gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3) / 8
+    grad = np.hypot(gx, gy)
+    # the steepest slope on each particle's rim (its outline +-1 px), not in its interior, where
+    # crystallites and lumps make slopes of their own
+    kept = np.where(keep_lab[labels], labels, 0)
+    rim = ndimage.grey_dilation(kept, size=(3, 3))
+    rim[cv2.erode(fg, np.ones((3, 3), np.uint8)) > 0] = 0
+    gmax = np.asarray(ndimage.maximum(grad, rim, lab_ids))
+    singles = (n_per == 1) & (peaks - background_level > 0.3 * contrast)
+    if singles.sum() < 3:
+        return float("nan")
+    sigma_meas = (peaks[singles] - background_level) / (math.sqrt(2 * math.pi) * np.maximum(gmax[singles], 1e-3))
+    smooth_px = max(0.6, 0.5 / s)
+    sigma_px = np.sqrt(np.maximum(sigma_meas**2 - smooth_px**2, 0.04))
+    return float(np.median(2.563 * sigma_px) * s)
+
+
+def _chain_widths_nm(fg: np.ndarray, a1: float, d1_px: float, s: float) -> np.ndarray:
+    """Chain widths: bridge the gaps within chains, then sample 2 x distance-to-edge on the skeleton."""
+    from skimage.morphology import skeletonize
+
+    bridged = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _disk(max(1.0, 0.75 * d1_px)))
+    nb, blab, bst, _ = cv2.connectedComponentsWithStats(bridged, connectivity=8)
+    big = np.concatenate([[False], bst[1:, cv2.CC_STAT_AREA] >= CHAIN_MIN_PARTICLES * a1])
+    chains = big[blab].astype(np.uint8)
+    if not chains.any():
+        return np.zeros(0)
+    dt = cv2.distanceTransform(chains, cv2.DIST_L2, 5)
+    skel = skeletonize(chains > 0)
+    return 2 * dt[skel] * s
 
 
 def measure_tiled(img: np.ndarray, scale_nm_per_px: float | None = None, *, tile_px: int | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -73,7 +74,57 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     device = pick_device(cfg.device if world == 1 or not torch.cuda.is_available() else f"cuda:{local}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    resume_state = _check_out(cfg, out, resume=resume, rank=rank)
+    # data read before the run folder exists, so bad input leaves nothing behind
+    train_ds, val_ds, train_size = _datasets(cfg, world)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NanosegError(f"--out: cannot create {out} ({exc.strerror or exc})") from None
+    run = _setup(cfg, out, device=device, rank=rank, world=world, local=local, train_ds=train_ds, val_ds=val_ds,
+                 train_size=train_size, resume_state=resume_state)
+    best = _loop(run, stop_after=stop_after, progress=progress)
+    if rank == 0:
+        if val_ds is None and run.end_it == cfg.iters:
+            checkpoint.save(out / "best.pt", run.spec, run.model, iteration=run.end_it, metrics={})
+        if (out / "metrics.jsonl").exists():
+            from ..figures import plot_curve
+
+            plot_curve(read_metrics(out / "metrics.jsonl"), out / "curve.png")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return best
+
+
+@dataclass
+class _Run:
+    """Everything the training loop reads: settings, data, model and optimiser, and where it starts."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    rank: int
+    world: int
+    train_ds: SegmentationDataset
+    val_ds: SegmentationDataset | None
+    tile_px: int
+    model: torch.nn.Module
+    net: torch.nn.Module  # what the forward pass runs (DDP and/or compiled around ``model``)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    spec: dict
+    num_workers: int
+    start_it: int = 0
+    best: dict = field(default_factory=lambda: {"miou": -1.0})
+    data_pos: tuple = (0, 0)
+    loss_avg0: float | None = None
+    end_it: int = 0
+
+
+def _check_out(cfg: TrainConfig, out: Path, *, resume: bool, rank: int) -> dict | None:
+    """Refuse a run folder that is not ours to write; the ``last.pt`` state to resume from, if any."""
+    last_path = out / "last.pt"
     io.check_out_separate(out, [("--train", cfg.train), ("--val", cfg.val), ("--encoder-weights", cfg.encoder_weights)])
     if out.exists() and not out.is_dir():
         raise NanosegError(f"--out: {out} exists and is not a folder")
@@ -85,8 +136,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     resume_state = checkpoint.load(last_path, flag="--resume") if resume and last_path.exists() else None
     if resume_state is not None:
         _check_resumable(resume_state, cfg, last_path)
+    return resume_state
 
-    # --- data (read before the run folder exists, so bad input leaves nothing behind)
+
+def _datasets(cfg: TrainConfig, world: int) -> tuple[SegmentationDataset, SegmentationDataset | None, int]:
+    """The training and validation sets, checked, and the training size (crop or image side, px)."""
     transform = JointTransform(cfg.augment_strength) if cfg.augment else None
     train_ds = SegmentationDataset(cfg.train, transform=transform, crop_px=cfg.crop, seed=cfg.seed)
     if cfg.batch_size < world:
@@ -100,14 +154,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     for ds in (train_ds, val_ds):
         for r, m in zip(ds.rows if ds else [], ds.masks if ds else []):
             check_mask_classes(m, cfg.num_classes, ds.folder / "masks" / f"{r['id']}.png")
-    train_size = cfg.crop or int(train_ds.images[0].shape[0])
-    tile_px, _ = tile_rule(train_size)  # validation segments images as predict and evaluate do
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NanosegError(f"--out: cannot create {out} ({exc.strerror or exc})") from None
+    return train_ds, val_ds, cfg.crop or int(train_ds.images[0].shape[0])
 
-    # --- model, optimiser
+
+def _setup(cfg: TrainConfig, out: Path, *, device, rank: int, world: int, local: int, train_ds, val_ds,
+           train_size: int, resume_state: dict | None) -> _Run:
+    """Model, optimiser and loss; the state of a resumed run restored; ``RUN/config.yaml`` written."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.num_classes, 1, cfg.encoder_weights).to(device)
     use_amp = cfg.amp and device.type == "cuda"
@@ -119,59 +171,72 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = LOSSES[cfg.loss]
     trained_scale = (tuple(cfg.scale_nm_per_px_range) if cfg.scale_nm_per_px_range
                      else scale_range(train_ds.rows))
     spec = checkpoint.model_spec(cfg.model, cfg.num_classes, train_size, NORMALIZE, trained_scale)
-    start_it, best, data_pos, loss_avg0 = 0, {"miou": -1.0}, (0, 0), None
+    tile_px, _ = tile_rule(train_size)  # validation segments images as predict and evaluate do
+    run = _Run(cfg=cfg, out=out, device=device, rank=rank, world=world, train_ds=train_ds, val_ds=val_ds,
+               tile_px=tile_px, model=model, net=model, optimizer=optimizer, scaler=scaler, use_amp=use_amp,
+               spec=spec, num_workers=default_num_workers(device) if cfg.num_workers is None else cfg.num_workers)
     if resume_state is not None:
-        checkpoint.load_state(model, resume_state["model_state"], last_path, cfg.model, flag="--resume")
-        try:
-            optimizer.load_state_dict(resume_state["optimizer"])
-            if "scaler" in resume_state:
-                scaler.load_state_dict(resume_state["scaler"])
-            torch.set_rng_state(resume_state["torch_rng"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise NanosegError(f"--resume: {last_path} does not fit this run's optimiser "
-                               f"({str(exc).strip().splitlines()[0]})") from None
-        start_it = int(resume_state["iteration"])
-        best = resume_state.get("best", best)
-        data_pos = tuple(resume_state["data_pos"])
-        loss_avg0 = resume_state.get("loss_avg")  # the running loss of the uninterrupted run
-        _truncate_metrics(out / "metrics.jsonl", start_it)
+        _restore(run, resume_state)
     elif rank == 0:
         # a fresh start (or a run killed before its first last.pt): earlier evaluations are void
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        best_path.unlink(missing_ok=True)
-    net = model
+        (out / "best.pt").unlink(missing_ok=True)
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
+        run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     if cfg.compile:
-        net = torch.compile(net)  # training forward only; evaluation and checkpoints use the plain module
-    num_workers = default_num_workers(device) if cfg.num_workers is None else cfg.num_workers
+        run.net = torch.compile(run.net)  # training forward only; evaluation and checkpoints use the plain module
     if rank == 0:
         record = cfg.model_dump()
         # what the run found at start-up, kept apart from the settings (``run`` is ignored on --resume)
-        record["run"] = {"resumed_from": start_it if resume_state else None, "device": str(device),
+        record["run"] = {"resumed_from": run.start_it if resume_state else None, "device": str(device),
                          "world_size": world, "amp": use_amp, "train_size": train_size,
-                         "num_workers": num_workers, "compile": cfg.compile,
+                         "num_workers": run.num_workers, "compile": cfg.compile,
                          "n_train": len(train_ds), "n_val": len(val_ds) if val_ds else 0,
                          "torch": str(torch.__version__), "nanoseg": __version__}
         io.atomic_write_text(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
+    return run
 
-    # --- loop
-    sampler = EpochBatchSampler(len(train_ds), cfg.batch_size, cfg.seed, start=data_pos, rank=rank, world=world)
-    loader = iter(train_loader(train_ds, sampler, num_workers=num_workers, pin_memory=device.type == "cuda"))
+
+def _restore(run: _Run, state: dict) -> None:
+    """Weights, optimiser, scaler, random state and position of a killed run's ``last.pt``."""
+    last_path = run.out / "last.pt"
+    checkpoint.load_state(run.model, state["model_state"], last_path, run.cfg.model, flag="--resume")
+    try:
+        run.optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            run.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise NanosegError(f"--resume: {last_path} does not fit this run's optimiser "
+                           f"({str(exc).strip().splitlines()[0]})") from None
+    run.start_it = int(state["iteration"])
+    run.best = state.get("best", run.best)
+    run.data_pos = tuple(state["data_pos"])
+    run.loss_avg0 = state.get("loss_avg")  # the running loss of the uninterrupted run
+    _truncate_metrics(run.out / "metrics.jsonl", run.start_it)
+
+
+def _loop(run: _Run, *, stop_after: int | None, progress: bool) -> dict:
+    """The iterations from ``run.start_it``: step, evaluate, checkpoint; returns the best evaluation."""
+    cfg, out, device, model, optimizer, scaler = run.cfg, run.out, run.device, run.model, run.optimizer, run.scaler
+    rank, start_it, best = run.rank, run.start_it, run.best
+    loss_fn = LOSSES[cfg.loss]
+    sampler = EpochBatchSampler(len(run.train_ds), cfg.batch_size, cfg.seed, start=run.data_pos, rank=rank,
+                                world=run.world)
+    loader = iter(train_loader(run.train_ds, sampler, num_workers=run.num_workers, pin_memory=device.type == "cuda"))
     non_blocking = device.type == "cuda"
     save_every = cfg.save_every or cfg.eval_every
-    end_it = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
+    end_it = run.end_it = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
     bar = tqdm(total=cfg.iters, initial=start_it, desc="train", unit="it", mininterval=0.5,
                disable=not progress or rank != 0)
     model.train()
     t0 = time.time()
     # the loss stays on the device (float64, so the running mean is the one Python floats gave) and is
     # read only when shown or logged: no host sync per iteration
-    loss_avg = None if loss_avg0 is None else torch.tensor(loss_avg0, dtype=torch.float64, device=device)
+    loss_avg = None if run.loss_avg0 is None else torch.tensor(run.loss_avg0, dtype=torch.float64, device=device)
     first_bad = torch.zeros((), dtype=torch.int64, device=device)  # first iteration with a non-finite loss
     shown_at = time.monotonic()
     for it in range(start_it, end_it):
@@ -183,8 +248,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         lr = poly_lr(cfg.lr, it, cfg.iters, cfg.power)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            logits = net(x)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
+            logits = run.net(x)
             loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -195,7 +260,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
         done = it + 1
         bar.update()
-        evaluate_now = rank == 0 and val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters)
+        evaluate_now = rank == 0 and run.val_ds is not None and (done % cfg.eval_every == 0 or done == cfg.iters)
         save_now = rank == 0 and (done % save_every == 0 or done == cfg.iters)
         show_now = not bar.disable and time.monotonic() - shown_at >= bar.mininterval
         if not (evaluate_now or save_now or show_now or done == end_it):
@@ -205,33 +270,32 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             bar.set_postfix(loss=f"{float(lv):.4f}", lr=f"{lr:.5f}")
             shown_at = time.monotonic()
         if evaluate_now:
-            m = evaluate_model(model, val_ds.images, val_ds.masks, tile_px=tile_px, num_classes=cfg.num_classes,
-                               device=device, progress=False, batch_size=cfg.batch_size)
-            model.train()
-            row = {"iteration": done, "loss": float(loss_avg), "lr": lr, "time_s": round(time.time() - t0, 2),
-                   **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(io.dumps_json(row) + "\n")
-            if m["miou"] > best["miou"]:
-                best = dict(row)
-                checkpoint.save(best_path, spec, model, iteration=done, metrics=row)
-            bar.write(f"iter {done}: mIoU {m['miou']:.4f} Acc {m['acc']:.4f} Kappa {m['kappa']:.4f} "
-                      f"Dice {m['dice']:.4f} (best {best['miou']:.4f})")
+            best = _evaluate(run, best, done=done, loss_avg=float(loss_avg), lr=lr, seconds=time.time() - t0,
+                             bar=bar)
         if save_now:
-            checkpoint.save(last_path, spec, model, iteration=done, optimizer=optimizer.state_dict(),
+            checkpoint.save(out / "last.pt", run.spec, model, iteration=done, optimizer=optimizer.state_dict(),
                             scaler=scaler.state_dict(), best=best, data_pos=sampler.position(done - start_it),
                             torch_rng=torch.get_rng_state(), config=cfg.model_dump(), loss_avg=float(loss_avg))
     del loader  # stops the worker processes
     bar.close()
-    if rank == 0:
-        if val_ds is None and end_it == cfg.iters:
-            checkpoint.save(best_path, spec, model, iteration=end_it, metrics={})
-        if (out / "metrics.jsonl").exists():
-            from ..figures import plot_curve
+    return best
 
-            plot_curve(read_metrics(out / "metrics.jsonl"), out / "curve.png")
-    if world > 1:
-        torch.distributed.destroy_process_group()
+
+def _evaluate(run: _Run, best: dict, *, done: int, loss_avg: float, lr: float, seconds: float, bar) -> dict:
+    """Evaluate on the validation set, log the row to ``metrics.jsonl``, keep ``best.pt``; the new best."""
+    cfg, model = run.cfg, run.model
+    m = evaluate_model(model, run.val_ds.images, run.val_ds.masks, tile_px=run.tile_px, num_classes=cfg.num_classes,
+                       device=run.device, progress=False, batch_size=cfg.batch_size)
+    model.train()
+    row = {"iteration": done, "loss": loss_avg, "lr": lr, "time_s": round(seconds, 2),
+           **{k: m[k] for k in ("miou", "acc", "kappa", "dice", "class_iou", "class_dice")}}
+    with open(run.out / "metrics.jsonl", "a") as f:
+        f.write(io.dumps_json(row) + "\n")
+    if m["miou"] > best["miou"]:
+        best = dict(row)
+        checkpoint.save(run.out / "best.pt", run.spec, model, iteration=done, metrics=row)
+    bar.write(f"iter {done}: mIoU {m['miou']:.4f} Acc {m['acc']:.4f} Kappa {m['kappa']:.4f} "
+              f"Dice {m['dice']:.4f} (best {best['miou']:.4f})")
     return best
 
 
