@@ -37,23 +37,57 @@ def probs_at_zoom(predictor: Predictor, image: np.ndarray, zoom: float) -> np.nd
     return np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
 
 
-def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_bottom=None,
-            tile_px: int | None = None, overlap_px: int | None = None, batch_size: int = 4,
-            device: str = "auto", min_area_px: int = MIN_AREA_PX, min_coverage: float = RingRules.min_coverage,
-            min_radius_px: float = MIN_RADIUS_PX, write_labelme: bool = False,
-            overwrite: bool = False, progress: bool = True, report: bool = False, *, backend: str = "torch",
-            memory_budget_mb: float | None = None, rules: RingRules | None = None,
+def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_per_px: float | None = None,
+            crop_bottom: int | str | None = None, tile_px: int | None = None, overlap_px: int | None = None,
+            batch_size: int = 4, device: str = "auto", min_area_px: int = MIN_AREA_PX,
+            min_coverage: float = RingRules.min_coverage, min_radius_px: float = MIN_RADIUS_PX,
+            write_labelme: bool = False, overwrite: bool = False, progress: bool = True, report: bool = False,
+            backend: str = "torch", memory_budget_mb: float | None = None, rules: RingRules | None = None,
             ring_finder: str = "model") -> dict:
-    """Segment micrographs and measure their ring structures into the folder ``out``.
+    """Segment micrographs and measure their ring structures into the folder ``out``; returns the summary.
 
     Each image goes through the network whole when its activations fit ``memory_budget_mb``
-    (``engine.Predictor``); ``tile_px`` forces sliding-window tiles. ``backend="onnx"`` runs
-    ONNX Runtime on the CPU. Micrographs of known pixel size are resampled into the model's
-    trained range (``spec["scale_nm_per_px_range"]``) and the result mapped back; bands become
-    rings only if they pass ``rules`` (``inference.rings``; ``min_area_px``, ``min_coverage`` and
-    ``min_radius_px`` override its fields). ``ring_finder="loops"`` finds rings structure first
-    instead (``inference.loops``: round empty loops of the particle chains, no model; the mask is
-    the chain of each ring's band). The other parameters are those of ``nanoseg predict``.
+    (``engine.Predictor``); ``tile_px`` forces sliding-window tiles. Micrographs of known pixel
+    size are resampled into the model's trained range (``spec["scale_nm_per_px_range"]``) and the
+    result mapped back; bands become rings only if they pass ``rules`` (``inference.rings``).
+    ``ring_finder="loops"`` finds rings structure first instead (``inference.loops``: round empty
+    loops of the particle chains, no model; the mask is the chain of each ring's band).
+
+    Parameters
+    ----------
+    model_path : str, Path or None
+        Checkpoint (``RUN/best.pt``); None only with ``ring_finder="loops"``.
+    inputs : list of str or Path
+        Micrograph files, or folders of them (a dataset folder's ``images/``). Unreadable files are
+        skipped with their reason; the others still go through.
+    out : str or Path
+        Results folder to create: ``masks/``, ``overlays/``, ``structures.csv``, ``review.csv``,
+        ``rejected.csv``, ``summary.json`` (and ``labelme/``, ``report.html``).
+    scale_nm_per_px : float, optional
+        Pixel size (nm/px) of every micrograph; otherwise each file's metadata or sidecar.
+    crop_bottom : int, "auto" or None
+        Rows (px) of the SEM data bar to cut; ``"auto"`` finds them; None keeps every row.
+    tile_px, overlap_px : int, optional
+        Force sliding-window tiles of this side (px, at least 16) and their overlap (px;
+        default a quarter of the tile).
+    batch_size : int
+        Tiles per forward pass.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    min_area_px, min_coverage, min_radius_px : int, float, float
+        Fragment filters: smallest structure (px), angular coverage of the circle (0-1) and mean
+        radius (px); they override the fields of ``rules``.
+    write_labelme, overwrite, progress, report : bool
+        Also write each micrograph (as segmented) with a labelme JSON of its mask, for correction;
+        replace a non-empty ``out``; show a progress bar; also write a self-contained ``report.html``.
+    backend : str
+        ``torch``, or ``onnx`` (ONNX Runtime on the CPU).
+    memory_budget_mb : float, optional
+        Activation memory (MiB) one forward pass may take (default half the device's free memory).
+    rules : RingRules, optional
+        Ring rules (circularity, radial spread, interior fill, confidence) of the model finder.
+    ring_finder : str
+        ``model`` or ``loops``.
     """
     _check_arguments(ring_finder=ring_finder, model_path=model_path, scale_nm_per_px=scale_nm_per_px,
                      crop_bottom=crop_bottom, batch_size=batch_size, tile_px=tile_px, overlap_px=overlap_px)
@@ -61,10 +95,8 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     io.check_out_separate(out, named)
     predictor, spec = None, {"arch": None}
     if ring_finder == "model":
-        model_dev = pick_device(device)
-        model, spec = load_model(model_path, model_dev)
-        predictor = Predictor(model, device=model_dev, backend=backend, tile_px=tile_px, overlap_px=overlap_px,
-                              batch_size=batch_size, memory_budget_mb=memory_budget_mb)
+        predictor, spec = _load_predictor(model_path, device=device, backend=backend, tile_px=tile_px,
+                                          overlap_px=overlap_px, batch_size=batch_size, memory_budget_mb=memory_budget_mb)
     files, problems = io.collect_images(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
@@ -75,57 +107,43 @@ def predict(model_path, inputs, out, scale_nm_per_px: float | None = None, crop_
     with io.atomic_dir(out, overwrite=overwrite, inputs=named) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
-                io.check_name(path.stem, "file name")
-                image = io.read_gray(path)
-            except NanosegError as exc:
-                problems.append((io.printable(path), io.printable(str(exc).split(": ", 1)[-1])))
+                seg = _segment(path, predictor, crop_bottom=crop_bottom, scale_nm_per_px=scale_nm_per_px,
+                               trained_scale=trained_scale, ring_finder=ring_finder, unknown_scale=unknown_scale)
+            except _Skipped as skip:
+                problems.append(skip.entry)
                 continue
-            try:
-                image, bar = _without_data_bar(image, crop_bottom)
-            except NanosegError as exc:
-                problems.append((str(path), str(exc)))
-                continue
-            nm, source = resolve_scale(path, scale_nm_per_px)
-            zoom = resample_factor(nm, trained_scale)
-            if nm is None:
-                unknown_scale.append(path.name)
-            if ring_finder == "loops":
-                try:
-                    found = find_loops(image, nm_per_px=nm)
-                except NanosegError as exc:
-                    problems.append((str(path), str(exc)))
-                    continue
-                mask, confidence, zoom = found[2], None, 1.0
-            else:
-                probs = probs_at_zoom(predictor, image, zoom)
-                mask, confidence, found = probs.argmax(0).astype(np.uint8), probs[1], None
-            name = path.stem
-            k = 1
-            while name in per_image:  # a.png and a.tif, or equal names in two folders
-                name, k = f"{path.stem}_{k}", k + 1
+            name = _unique_name(path.stem, per_image)
+            image, mask = seg["image"], seg["mask"]
             rows, per_image[name] = measure_image(
-                mask, name=name, file=str(path), nm_per_px=nm, scale_source=source, crop_bottom=bar,
-                confidence=confidence, rules=rules, image=image, zoom=zoom, rejected=all_rejected,
-                found=found[:2] if found else None)
-            per_image[name]["resample_factor"] = zoom
+                mask, name=name, file=str(path), nm_per_px=seg["nm"], scale_source=seg["source"],
+                crop_bottom=seg["bar"], confidence=seg["confidence"], rules=rules, image=image, zoom=seg["zoom"],
+                rejected=all_rejected, found=seg["found"][:2] if seg["found"] else None)
+            per_image[name]["resample_factor"] = seg["zoom"]
             all_rows += rows
             _write_image_outputs(tmp, name, image, mask, rows, write_labelme)
         if not per_image:
             first = problems[0] if problems else ("?", "?")
             raise NanosegError(f"--input: none of {len(files)} file(s) could be used ({first[0]}: {first[1]})")
-        finder = Path(model_path).name if ring_finder == "model" else "structure-first rings"
+        settings = {"command": "predict", "ring_finder": ring_finder,
+                    "model": str(model_path) if ring_finder == "model" else None, "arch": spec["arch"],
+                    "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
+                    "min_coverage": min_coverage, "min_radius_px": min_radius_px,
+                    "ring_rules": rules_dict(rules) if ring_finder == "model" else asdict(LoopRules()),
+                    "model_scale_nm_per_px_range": trained_scale,
+                    "notes": _scale_notes(unknown_scale, trained_scale, ring_finder)}
+        title = f"nanoseg predict: {Path(model_path).name if ring_finder == 'model' else 'structure-first rings'}"
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
-                                title=f"nanoseg predict: {finder}", settings={
-                                    "command": "predict", "ring_finder": ring_finder,
-                                    "model": str(model_path) if ring_finder == "model" else None, "arch": spec["arch"],
-                                    "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
-                                    "min_coverage": min_coverage, "min_radius_px": min_radius_px,
-                                    "ring_rules": rules_dict(rules) if ring_finder == "model" else asdict(LoopRules()),
-                                    "model_scale_nm_per_px_range": trained_scale,
-                                    "notes": _scale_notes(unknown_scale, trained_scale, ring_finder)})
+                                title=title, settings=settings)
         # bands that failed a ring rule, with the rule: for review
         io.write_csv(tmp / "rejected.csv", all_rejected, REJECTED_COLUMNS)
     return summary
+
+
+def _load_predictor(model_path, *, device: str, **engine) -> tuple[Predictor, dict]:
+    """The checkpoint's model on ``device`` in an ``engine.Predictor`` (``engine``: its settings), and its spec."""
+    model_dev = pick_device(device)
+    model, spec = load_model(model_path, model_dev)
+    return Predictor(model, device=model_dev, **engine), spec
 
 
 def _check_arguments(*, ring_finder, model_path, scale_nm_per_px, crop_bottom, batch_size, tile_px, overlap_px):
@@ -150,6 +168,51 @@ def _without_data_bar(image: np.ndarray, crop_bottom) -> tuple[np.ndarray, int]:
     """(the micrograph without its data bar, the rows cut)."""
     bar = imaging.data_bar_rows(image, crop_bottom)
     return (image[:-bar] if bar else image), bar
+
+
+def _unique_name(stem: str, taken) -> str:
+    """``stem``, or ``stem_1``, ``stem_2``, ... when taken (a.png and a.tif, or equal names in two folders)."""
+    name, k = stem, 1
+    while name in taken:
+        name, k = f"{stem}_{k}", k + 1
+    return name
+
+
+class _Skipped(Exception):
+    """An input that cannot be used; ``entry`` is its (file, reason) line of the skipped list."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(reason)
+        self.entry = (file, reason)
+
+
+def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_scale, ring_finder: str,
+             unknown_scale: list) -> dict:
+    """One micrograph read, its data bar cut and its ring mask found (``_Skipped`` if it cannot be)."""
+    try:
+        io.check_name(path.stem, "file name")
+        image = io.read_gray(path)
+    except NanosegError as exc:
+        raise _Skipped(io.printable(path), io.printable(str(exc).split(": ", 1)[-1])) from None
+    try:
+        image, bar = _without_data_bar(image, crop_bottom)
+    except NanosegError as exc:
+        raise _Skipped(str(path), str(exc)) from None
+    nm, source = resolve_scale(path, scale_nm_per_px)
+    zoom = resample_factor(nm, trained_scale)
+    if nm is None:
+        unknown_scale.append(path.name)
+    if ring_finder == "loops":
+        try:
+            found = find_loops(image, nm_per_px=nm)
+        except NanosegError as exc:
+            raise _Skipped(str(path), str(exc)) from None
+        mask, confidence, zoom = found[2], None, 1.0
+    else:
+        probs = probs_at_zoom(predictor, image, zoom)
+        mask, confidence, found = probs.argmax(0).astype(np.uint8), probs[1], None
+    return {"image": image, "mask": mask, "confidence": confidence, "found": found, "zoom": zoom, "bar": bar,
+            "nm": nm, "source": source}
 
 
 def _write_image_outputs(tmp: Path, name: str, image: np.ndarray, mask: np.ndarray, rows: list[dict],
