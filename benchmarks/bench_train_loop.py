@@ -144,14 +144,19 @@ def main() -> None:
                 b = bare_steps(args.model, args.batch, args.crop, args.steps, args.compile)
                 t_short = train_time(data, tmp / f"s{r}", k0, args)
                 t_long = train_time(data, tmp / f"l{r}", k0 + args.steps, args)
-                t = max(t_long - t_short, 1e-9) / args.steps
+                if t_long <= t_short:  # other load swamped the difference: no measurement this round
+                    print(f"  round {r}: bare {b:.3f} s/it, the longer run was not longer: round dropped")
+                    continue
+                t = (t_long - t_short) / args.steps
                 bare.append(b)
                 loop.append(t)
                 ratios.append(b / t)
                 print(f"  round {r}: bare {b:.3f} s/it, nanoseg train {t:.3f} s/it, speed ratio {b / t:.3f}")
+            if not ratios:
+                raise SystemExit("every round was swamped by other load; run again on a quieter machine")
             print(f"loop: bare step median {statistics.median(bare):.3f} s, nanoseg train median "
                   f"{statistics.median(loop):.3f} s/it; train speed = {statistics.median(ratios):.2f}x the bare "
-                  f"step (median of {args.rounds} interleaved rounds, range {min(ratios):.2f}-{max(ratios):.2f}; "
+                  f"step (median of {len(ratios)} interleaved rounds, range {min(ratios):.2f}-{max(ratios):.2f}; "
                   f"fastest rounds {min(bare) / min(loop):.2f}x)")
         for crop in sorted({args.crop, 321}):
             rates = {w: [] for w in (0, 1, 2)}
