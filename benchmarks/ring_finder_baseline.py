@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from nanoseg import io, labelme  # noqa: E402
 from nanoseg.data.importer import import_folder  # noqa: E402
 from nanoseg.evaluation.structures import _mostly_ignored, image_scores, rings_from_labelme  # noqa: E402
-from nanoseg.inference.loops import LoopRules, find_loops  # noqa: E402
+from nanoseg.inference.loops import LoopRules, find_loops, judge_loop  # noqa: E402
 
 
 def references(tmp: Path) -> list[dict]:
@@ -102,7 +102,7 @@ def main() -> None:
 
         def judged(ref, th):
             r = replace(rules, min_coverage=th[0], min_radius_nm=th[1])
-            return scores(ref, [row for row in found[ref["id"]][0] if _passes(row, r, ref["nm_per_px"])],
+            return scores(ref, [row for row in found[ref["id"]][0] if judge_loop(row, r, ref["nm_per_px"]) is None],
                           found[ref["id"]][1])
         per = []
         for k, held in enumerate(refs):
@@ -111,15 +111,6 @@ def main() -> None:
             per.append(judged(held, th))
             print(f"  held out {held['id'][:10]}: coverage >= {th[0]}, radius >= {th[1]:.0f} nm")
         show("structure first, leave-one-out", refs, per)
-
-
-def _passes(row: dict, rules: LoopRules, nm_per_px: float) -> bool:
-    r_nm = row["mean_radius_px"] * nm_per_px
-    return (row["coverage"] >= rules.min_coverage and row["max_gap"] <= rules.max_gap
-            and rules.min_radius_nm <= r_nm <= rules.max_radius_nm
-            and row["exterior_density"] <= rules.max_exterior_density
-            and row["interior_fill"] <= rules.max_interior_fill
-            and (row["interior_step"] is None or row["interior_step"] <= rules.max_interior_step))
 
 
 if __name__ == "__main__":

@@ -385,7 +385,8 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
     if ring_finder == "auto":
         ring_finder = "model" if model_path is not None else "loops"
     if ring_finder == "loops":  # the loop finder has its own rules (nanoseg.inference.loops)
-        given = [f"--{name.replace('_px', '').replace('_', '-')}" for name in (
+        flags = {p.name: p.opts[0] for p in ctx.command.params}
+        given = [flags[name] for name in (
             "min_area_px", "min_coverage", "min_circularity", "max_radial_cv", "max_interior_fill",
             "min_confidence", "min_radius_px", "tile_px", "overlap_px", "batch_size", "device", "backend",
             "memory_budget_mb")

@@ -55,13 +55,14 @@ from scipy import ndimage as ndi
 
 from .. import imaging
 from ..errors import NanosegError
-from .measure import fit_circle
+from .measure import PX_LENGTH_FIELDS, fit_circle
 from .rings import particle_map
 
 WORK_NM_PER_PX = 2.0  # a Pd particle (~10 nm) is ~5 px: enough to see, cheap to scan
 BRIDGE_NM = 8.0  # closing diameter: gaps between touching clusters of one chain
 SPECK_NM2 = 160.0  # chain pieces smaller than ~2 particles are not chains
 N_RAYS = 72
+THETA = np.arange(N_RAYS) * 2 * np.pi / N_RAYS  # ray directions
 ON_LOOP = 0.2  # a crossing within 20% of the fitted radius belongs to the loop
 MAX_NM_PER_PX = 5.0  # coarser, a ~10 nm particle is under 2 px: chains cannot be told from noise
 REACH = 1.6  # rays look for the loop up to 1.6 x the empty radius
@@ -107,21 +108,27 @@ def empty_centres(chains: np.ndarray, min_radius_px: float, max_radius_px: float
     size = 2 * int(min_radius_px) + 1
     peak = (dt == ndi.maximum_filter(dt, size=size)) & (dt >= min_radius_px) & (dt <= max_radius_px)
     ys, xs = np.nonzero(peak)
-    kept: list[tuple[int, int, float]] = []
-    for k in np.argsort(-dt[ys, xs], kind="stable"):
-        x, y, r = int(xs[k]), int(ys[k]), float(dt[ys[k], xs[k]])
-        if all(math.hypot(x - x2, y - y2) > 0.5 * max(r, r2) for x2, y2, r2 in kept):
-            kept.append((x, y, r))
+    order = np.argsort(-dt[ys, xs], kind="stable")
+    points = [(int(xs[k]), int(ys[k]), float(dt[ys[k], xs[k]])) for k in order]
+    return [points[i] for i in _apart(points)]
+
+
+def _apart(points: list[tuple[float, float, float]]) -> list[int]:
+    """Indices of the (x, y, radius) points, in their order, that lie farther than half the larger
+    radius from every point kept before them."""
+    kept: list[int] = []
+    for i, (x, y, r) in enumerate(points):
+        if all(math.hypot(x - points[j][0], y - points[j][1]) > 0.5 * max(r, points[j][2]) for j in kept):
+            kept.append(i)
     return kept
 
 
 def _crossings(chains: np.ndarray, x: float, y: float, r0: float) -> tuple[np.ndarray, np.ndarray]:
     """Per ray: radius where it first meets chain and where it leaves it (NaN: no chain in reach)."""
     h, w = chains.shape
-    theta = np.arange(N_RAYS) * 2 * np.pi / N_RAYS
     rs = np.arange(0.9 * r0, REACH * r0 + 0.5 * r0, 0.5)
-    px = np.rint(x + np.outer(np.cos(theta), rs)).astype(int)
-    py = np.rint(y + np.outer(np.sin(theta), rs)).astype(int)
+    px = np.rint(x + np.outer(np.cos(THETA), rs)).astype(int)
+    py = np.rint(y + np.outer(np.sin(THETA), rs)).astype(int)
     inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
     hit = np.zeros(px.shape, bool)
     hit[inside] = chains[py[inside], px[inside]]
@@ -168,9 +175,8 @@ def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, 
     ok = np.isfinite(r_in)
     if ok.sum() < 8:
         return None
-    theta = np.arange(N_RAYS) * 2 * np.pi / N_RAYS
     mid = (r_in + r_out) / 2
-    mx, my = x + np.cos(theta) * mid, y + np.sin(theta) * mid
+    mx, my = x + np.cos(THETA) * mid, y + np.sin(THETA) * mid
     on = ok.copy()
     for _ in range(3):  # robust circle: drop crossings off the loop, refit
         cx, cy, _ = fit_circle(mx[on], my[on])
@@ -209,9 +215,11 @@ def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, 
 
 
 def judge_loop(row: dict, rules: LoopRules, nm_per_px: float) -> str | None:
-    """The first rule a loop breaks (None: it is a ring); sizes in nm at ``nm_per_px``."""
+    """The first rule a loop breaks (None: it is a ring); sizes in nm at ``nm_per_px``. A row
+    without ``in_frame`` (as ``find_loops`` returns them: those cut by the frame are dropped) is
+    in the frame."""
     r_nm = row["mean_radius_px"] * nm_per_px
-    checks = (("in_frame", row["in_frame"]),
+    checks = (("in_frame", row.get("in_frame", True)),
               ("coverage", row["coverage"] >= rules.min_coverage),
               ("max_gap", row["max_gap"] <= rules.max_gap),
               ("min_radius", r_nm >= rules.min_radius_nm),
@@ -224,15 +232,8 @@ def judge_loop(row: dict, rules: LoopRules, nm_per_px: float) -> str | None:
 
 def _distinct(rows: list[dict]) -> list[dict]:
     """One loop per ring: of loops sharing a centre (within half a radius), the best covered."""
-    out: list[dict] = []
-    for r in sorted(rows, key=lambda r: -r["coverage"]):
-        if all(math.hypot(r["centre_x_px"] - o["centre_x_px"], r["centre_y_px"] - o["centre_y_px"])
-               > 0.5 * max(r["mean_radius_px"], o["mean_radius_px"]) for o in out):
-            out.append(r)
-    return out
-
-
-LENGTH_KEYS = ("centre_x_px", "centre_y_px", "mean_radius_px", "ring_width_px", "ellipse_major_px", "ellipse_minor_px")
+    rows = sorted(rows, key=lambda r: -r["coverage"])
+    return [rows[i] for i in _apart([(r["centre_x_px"], r["centre_y_px"], r["mean_radius_px"]) for r in rows])]
 
 
 def find_loops(image: np.ndarray, *, nm_per_px: float | None = None,
@@ -274,10 +275,9 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None,
         elif why != "in_frame" and row["coverage"] >= 0.5:  # loop-like enough to review
             rejected.append(dict(row, rejected_by=why))
     for row in kept + rejected:
-        row.pop("_band", None)
         row.pop("in_frame")
-        for k in LENGTH_KEYS:
-            row[k] /= zoom
+        for k in PX_LENGTH_FIELDS:
+            row[f"{k}_px"] /= zoom
         row["area_px"] = int(round(row["area_px"] / zoom**2))
     kept.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
     for i, r in enumerate(kept, 1):

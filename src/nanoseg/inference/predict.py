@@ -93,14 +93,14 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
                      crop_bottom=crop_bottom, batch_size=batch_size, tile_px=tile_px, overlap_px=overlap_px)
     named = ([("--model", model_path)] if model_path is not None else []) + [("--input", p) for p in inputs]
     io.check_out_separate(out, named)
-    predictor, spec = None, {"arch": None}
+    predictor, spec = None, {"arch": None}  # the loop finder needs no model
     if ring_finder == "model":
         predictor, spec = _load_predictor(model_path, device=device, backend=backend, tile_px=tile_px,
                                           overlap_px=overlap_px, batch_size=batch_size, memory_budget_mb=memory_budget_mb)
     files, problems = io.collect_images(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
-    trained_scale = spec.get("scale_nm_per_px_range") if ring_finder == "model" else (WORK_NM_PER_PX,) * 2
+    trained_scale = spec.get("scale_nm_per_px_range")
     rules = replace(rules or RingRules(), min_area_px=min_area_px, min_coverage=min_coverage,
                     min_radius_px=min_radius_px)
     all_rows, all_rejected, per_image, unknown_scale = [], [], {}, []
@@ -199,16 +199,16 @@ def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_sca
     except NanosegError as exc:
         raise _Skipped(str(path), str(exc)) from None
     nm, source = resolve_scale(path, scale_nm_per_px)
-    zoom = resample_factor(nm, trained_scale)
     if nm is None:
         unknown_scale.append(path.name)
-    if ring_finder == "loops":
+    if ring_finder == "loops":  # it resamples to its own working pixel size and maps rows back
         try:
             found = find_loops(image, nm_per_px=nm)
         except NanosegError as exc:
             raise _Skipped(str(path), str(exc)) from None
         mask, confidence, zoom = found[2], None, 1.0
     else:
+        zoom = resample_factor(nm, trained_scale)
         probs = probs_at_zoom(predictor, image, zoom)
         mask, confidence, found = probs.argmax(0).astype(np.uint8), probs[1], None
     return {"image": image, "mask": mask, "confidence": confidence, "found": found, "zoom": zoom, "bar": bar,
@@ -227,7 +227,7 @@ def _write_image_outputs(tmp: Path, name: str, image: np.ndarray, mask: np.ndarr
 
 
 def _scale_notes(unknown: list[str], trained_scale, ring_finder: str = "model") -> list[str]:
-    if not unknown or not trained_scale:
+    if not unknown or (ring_finder == "model" and not trained_scale):
         return []
     names = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
     if ring_finder == "loops":
