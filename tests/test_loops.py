@@ -14,9 +14,12 @@ PARTICLE_NM = 10.0
 
 
 def micrograph(nm_per_px: float, size_nm: float = 800.0, seed: int = 0, *, ring=(400.0, 400.0, 90.0),
-               arc=None, clump=None, sheet=False, ring_pieces: int = 1) -> np.ndarray:
+               arc=None, clump=None, sheet=False, ring_pieces: int = 1, wobble_nm: float = 0.0,
+               spacing: float = 0.9) -> np.ndarray:
     """A dark noisy support with bright ~10 nm particles: a ring of touching particles at
-    ``ring`` (x, y, radius in nm), optionally an open arc and a filled clump."""
+    ``ring`` (x, y, radius in nm), optionally an open arc and a filled clump. ``wobble_nm``: the
+    ring's chain wanders in and out of its circle by that much (five lobes); ``spacing``: centre
+    distance of neighbouring particles in particle diameters."""
     rng = np.random.default_rng(seed)
     n = int(round(size_nm / nm_per_px))
     yy, xx = (np.mgrid[:n, :n] + 0.5) * nm_per_px
@@ -25,14 +28,15 @@ def micrograph(nm_per_px: float, size_nm: float = 800.0, seed: int = 0, *, ring=
         img[np.hypot(xx - ring[0], yy - ring[1]) < ring[2] - 6.0] += 40.0
     centres = []
 
-    def along(cx, cy, r, start, stop):
-        steps = int(abs(stop - start) * r / (0.9 * PARTICLE_NM))
+    def along(cx, cy, r, start, stop, wobble=0.0):
+        steps = int(abs(stop - start) * r / (spacing * PARTICLE_NM))
         for t in np.linspace(start, stop, steps, endpoint=False):
-            centres.append((cx + r * math.cos(t), cy + r * math.sin(t)))
+            rt = r + wobble * math.sin(5 * t)
+            centres.append((cx + rt * math.cos(t), cy + rt * math.sin(t)))
     if ring:  # 92% of the circle, in ``ring_pieces`` equal arcs with equal gaps
         for k in range(ring_pieces):
             start = 2 * math.pi * k / ring_pieces
-            along(*ring, start, start + 2 * math.pi * 0.92 / ring_pieces)
+            along(*ring, start, start + 2 * math.pi * 0.92 / ring_pieces, wobble_nm)
     if arc:
         along(*arc, 0.0, 2 * math.pi * 0.35)
     if clump:
@@ -75,6 +79,26 @@ def test_an_open_arc_a_small_loop_and_a_filled_clump_are_not_rings():
     assert find_loops(small, nm_per_px=2.0)[0] == []
     found = find_loops(small, nm_per_px=2.0, rules=LoopRules(min_radius_nm=20.0))[0]
     assert len(found) == 1 and found[0]["mean_radius_px"] * 2.0 == pytest.approx(30.0, rel=0.15)
+
+
+def test_a_sparse_chain_that_wanders_around_its_circle_is_rejected_by_its_thin_band():
+    clean = find_loops(micrograph(2.0), nm_per_px=2.0)[0]
+    assert len(clean) == 1 and clean[0]["band_fill"] > 0.8
+    rings, rejected, _ = find_loops(micrograph(2.0, wobble_nm=16.0, spacing=1.4), nm_per_px=2.0)
+    assert rings == [] and [r["rejected_by"] for r in rejected] == ["band_fill"]
+    assert rejected[0]["coverage"] >= 0.75 and rejected[0]["band_fill"] < 0.38
+
+
+def test_a_rejected_loop_does_not_hide_a_ring_around_the_same_centre():
+    from nanoseg.inference.loops import loop_candidates
+    img = micrograph(2.0)
+    cands = loop_candidates(img, nm_per_px=2.0)
+    ring = max(cands["rows"], key=lambda r: r["coverage"])
+    worse = dict(ring, coverage=1.0, interior_fill=0.5, centre_x_px=ring["centre_x_px"] + 3.0)  # better covered, filled
+    cands["rows"] = [worse, ring]
+    rings, rejected, _ = find_loops(img, nm_per_px=2.0, candidates=cands)
+    assert len(rings) == 1 and rings[0]["centre_x_px"] == pytest.approx(ring["centre_x_px"])
+    assert rejected == []  # the filled loop around the ring's centre is the ring's, not another candidate
 
 
 def test_a_loop_along_a_sheet_edge_is_rejected_by_the_brighter_support_inside():
