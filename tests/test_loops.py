@@ -132,6 +132,39 @@ def test_a_model_option_without_a_model_is_refused_not_ignored(tmp_path):
     assert code == 2 and "--min-confidence" in err and not (tmp_path / "o").exists()
 
 
+def test_a_loop_rule_given_on_the_command_line_changes_what_predict_finds_and_is_recorded(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_png(src / "small.png", micrograph(2.0, ring=(400.0, 400.0, 30.0)))  # under the 50 nm rule
+    code, _, err = run_cli("predict", "--input", src, "--out", tmp_path / "default", "--scale-nm-per-px", "2")
+    assert code == 0, err
+    assert io.read_csv(tmp_path / "default" / "structures.csv") == []
+    code, _, err = run_cli("predict", "--input", src, "--out", tmp_path / "small", "--scale-nm-per-px", "2",
+                           "--loop-rule", "min_radius_nm=20")
+    assert code == 0, err
+    rows = io.read_csv(tmp_path / "small" / "structures.csv")
+    assert len(rows) == 1 and float(rows[0]["mean_radius_nm"]) == pytest.approx(30.0, rel=0.15)
+    summary = json.loads((tmp_path / "small" / "summary.json").read_text())
+    assert summary["ring_rules"]["min_radius_nm"] == 20.0 and summary["ring_rules"]["min_band_fill"] == 0.38
+
+
+@pytest.mark.parametrize("items, needle", [
+    (["--loop-rule", "min_radius=40"], "'min_radius' is not a loop rule"),
+    (["--loop-rule", "min_coverage=1.5"], "min_coverage"),
+    (["--loop-rule", "max_gap=wide"], "max_gap must be a number"),
+    (["--loop-rule", "min_radius_nm"], "NAME=VALUE"),
+    (["--loop-rule", "min_radius_nm=400"], "above max_radius_nm"),
+    (["--loop-rule", "min_radius_nm=40", "--ring-finder", "model"], "applies to the loop finder"),
+])
+def test_a_bad_loop_rule_is_refused_in_one_line_naming_the_option(tmp_path, items, needle):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_png(src / "ring.png", micrograph(2.0))
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o", *items)
+    assert code == 2 and err.startswith("error: --loop-rule") and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_a_micrograph_too_coarse_to_resolve_particles_is_skipped_with_its_reason(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -371,14 +371,19 @@ def evaluate_command(pred_dir, gt_dir, model_path, data_dir, num_classes, struct
                    "model: the model's ring masks judged by the ring rules above; auto: model when --model "
                    "is given, else loops (it finds more of the labelled rings of the references than the "
                    "shipped model: README, 'Rings on real micrographs')")
+@click.option("--loop-rule", "loop_rule_items", multiple=True, metavar="NAME=VALUE",
+              show_default="the rules of nanoseg.inference.loops.LoopRules",
+              help="loop finder: replace one rule's threshold, e.g. --loop-rule min_radius_nm=40 (sizes in nm)")
 @click.option("--labelme", "write_labelme", is_flag=True, help="also write labelme JSON for correction")
 @click.option("--report", is_flag=True, help="also write a self-contained report.html")
 @click.option("--overwrite", is_flag=True)
 @click.pass_context
 def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, tile_px, overlap_px, batch_size,
                     device, backend, memory_budget_mb, min_area_px, min_coverage, min_circularity, max_radial_cv,
-                    max_interior_fill, min_confidence, min_radius_px, ring_finder, write_labelme, report, overwrite):
+                    max_interior_fill, min_confidence, min_radius_px, ring_finder, loop_rule_items, write_labelme,
+                    report, overwrite):
     """Segment micrographs of any size and measure every ring structure."""
+    from .inference.loops import loop_rules
     from .inference.predict import predict
 
     cb = _crop_bottom(crop_bottom)
@@ -393,7 +398,15 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise NanosegError(f"{given[0]}: applies to the model (--model, or --ring-finder model for the shipped "
-                               "one); the loop finder used without them has its own rules")
+                               "one); the loop finder used without them has its own rules (--loop-rule)")
+    elif loop_rule_items:
+        raise NanosegError("--loop-rule: applies to the loop finder (--ring-finder loops), not to the model's masks")
+    overrides = {}
+    for item in loop_rule_items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise NanosegError(f"--loop-rule: {item!r} must read NAME=VALUE")
+        overrides[name.strip()] = value.strip()
     if model_path is None and ring_finder == "model":
         from .pretrained import default_model_path
 
@@ -404,7 +417,7 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
                 overlap_px=overlap_px, batch_size=batch_size, device=device, min_area_px=min_area_px,
                 min_coverage=min_coverage, min_radius_px=min_radius_px, write_labelme=write_labelme,
                 overwrite=overwrite, report=report, backend=backend, memory_budget_mb=memory_budget_mb, rules=rules,
-                ring_finder=ring_finder)
+                ring_finder=ring_finder, loop_rules=loop_rules(overrides))
     _echo_results(s, out, report)
 
 

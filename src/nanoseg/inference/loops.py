@@ -55,7 +55,7 @@ and the README ("Rings on real micrographs").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -88,6 +88,32 @@ class LoopRules:
     max_interior_fill: float = 0.05
     max_interior_step: float = 0.1
     min_band_fill: float = 0.38
+
+
+UNIT_INTERVAL_RULES = ("min_coverage", "max_gap", "max_exterior_density", "max_interior_fill", "min_band_fill")
+
+
+def loop_rules(overrides: dict, *, option: str = "--loop-rule") -> LoopRules:
+    """``LoopRules`` with the named thresholds replaced (``{"min_radius_nm": 40}``); a name that is
+    not a rule or a value out of its range is refused naming ``option``."""
+    names = [f.name for f in fields(LoopRules)]
+    values = {}
+    for name, value in overrides.items():
+        if name not in names:
+            raise NanosegError(f"{option}: {name!r} is not a loop rule (one of {', '.join(names)})")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise NanosegError(f"{option}: {name} must be a number, not {value!r}") from None
+        if not math.isfinite(v) or v < 0 or (name in UNIT_INTERVAL_RULES and v > 1):
+            raise NanosegError(f"{option}: {name} = {value!r} is out of range "
+                               f"({'0-1' if name in UNIT_INTERVAL_RULES else 'a finite number >= 0'})")
+        values[name] = v
+    rules = replace(LoopRules(), **values)
+    if rules.min_radius_nm > rules.max_radius_nm:
+        raise NanosegError(f"{option}: min_radius_nm ({rules.min_radius_nm:g}) is above max_radius_nm "
+                           f"({rules.max_radius_nm:g})")
+    return rules
 
 
 def chain_map(image: np.ndarray, nm_per_px: float = WORK_NM_PER_PX) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
             min_coverage: float = RingRules.min_coverage, min_radius_px: float = MIN_RADIUS_PX,
             write_labelme: bool = False, overwrite: bool = False, progress: bool = True, report: bool = False,
             backend: str = "torch", memory_budget_mb: float | None = None, rules: RingRules | None = None,
-            ring_finder: str = "model") -> dict:
+            ring_finder: str = "model", loop_rules: LoopRules | None = None) -> dict:
     """Segment micrographs and measure their ring structures into the folder ``out``; returns the summary.
 
     Each image goes through the network whole when its activations fit ``memory_budget_mb``
@@ -88,6 +88,8 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
         Ring rules (circularity, radial spread, interior fill, confidence) of the model finder.
     ring_finder : str
         ``model`` or ``loops``.
+    loop_rules : LoopRules, optional
+        Thresholds of the loop finder (``inference.loops``; default ``LoopRules()``, sizes in nm).
     """
     _check_arguments(ring_finder=ring_finder, model_path=model_path, scale_nm_per_px=scale_nm_per_px,
                      crop_bottom=crop_bottom, batch_size=batch_size, tile_px=tile_px, overlap_px=overlap_px)
@@ -100,7 +102,7 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
     files, problems = io.collect_images(inputs)
     if not files:
         raise NanosegError(f"--input: no images found in {', '.join(map(str, inputs))}")
-    trained_scale = spec.get("scale_nm_per_px_range")
+    trained_scale, loop_rules = spec.get("scale_nm_per_px_range"), loop_rules or LoopRules()
     rules = replace(rules or RingRules(), min_area_px=min_area_px, min_coverage=min_coverage,
                     min_radius_px=min_radius_px)
     all_rows, all_rejected, per_image, unknown_scale = [], [], {}, []
@@ -108,12 +110,12 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
                 seg = _segment(path, predictor, crop_bottom=crop_bottom, scale_nm_per_px=scale_nm_per_px,
-                               trained_scale=trained_scale, ring_finder=ring_finder, unknown_scale=unknown_scale)
+                               trained_scale=trained_scale, ring_finder=ring_finder, unknown_scale=unknown_scale,
+                               loop_rules=loop_rules)
             except _Skipped as skip:
                 problems.append(skip.entry)
                 continue
-            name = _unique_name(path.stem, per_image)
-            image, mask = seg["image"], seg["mask"]
+            name, image, mask = _unique_name(path.stem, per_image), seg["image"], seg["mask"]
             rows, per_image[name] = measure_image(
                 mask, name=name, file=str(path), nm_per_px=seg["nm"], scale_source=seg["source"],
                 crop_bottom=seg["bar"], confidence=seg["confidence"], rules=rules, image=image, zoom=seg["zoom"],
@@ -124,13 +126,10 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
         if not per_image:
             first = problems[0] if problems else ("?", "?")
             raise NanosegError(f"--input: none of {len(files)} file(s) could be used ({first[0]}: {first[1]})")
-        settings = {"command": "predict", "ring_finder": ring_finder,
-                    "model": str(model_path) if ring_finder == "model" else None, "arch": spec["arch"],
-                    "backend": backend, "tile_px": tile_px, "overlap_px": overlap_px, "min_area_px": min_area_px,
-                    "min_coverage": min_coverage, "min_radius_px": min_radius_px,
-                    "ring_rules": rules_dict(rules) if ring_finder == "model" else asdict(LoopRules()),
-                    "model_scale_nm_per_px_range": trained_scale,
-                    "notes": _scale_notes(unknown_scale, trained_scale, ring_finder)}
+        settings = dict(_finder_settings(ring_finder, model_path, spec, rules, loop_rules),
+                        backend=backend, tile_px=tile_px, overlap_px=overlap_px, min_area_px=min_area_px,
+                        min_coverage=min_coverage, min_radius_px=min_radius_px,
+                        notes=_scale_notes(unknown_scale, trained_scale, ring_finder))
         title = f"nanoseg predict: {Path(model_path).name if ring_finder == 'model' else 'structure-first rings'}"
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
                                 title=title, settings=settings)
@@ -144,6 +143,14 @@ def _load_predictor(model_path, *, device: str, **engine) -> tuple[Predictor, di
     model_dev = pick_device(device)
     model, spec = load_model(model_path, model_dev)
     return Predictor(model, device=model_dev, **engine), spec
+
+
+def _finder_settings(ring_finder: str, model_path, spec: dict, rules: RingRules, loop_rules: LoopRules) -> dict:
+    """What found the rings, for ``summary.json``: the finder, its model and the rules it judged by."""
+    model = ring_finder == "model"
+    return {"command": "predict", "ring_finder": ring_finder, "model": str(model_path) if model else None,
+            "arch": spec["arch"], "ring_rules": rules_dict(rules) if model else asdict(loop_rules),
+            "model_scale_nm_per_px_range": spec.get("scale_nm_per_px_range")}
 
 
 def _check_arguments(*, ring_finder, model_path, scale_nm_per_px, crop_bottom, batch_size, tile_px, overlap_px):
@@ -187,7 +194,7 @@ class _Skipped(Exception):
 
 
 def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_scale, ring_finder: str,
-             unknown_scale: list) -> dict:
+             unknown_scale: list, loop_rules: LoopRules) -> dict:
     """One micrograph read, its data bar cut and its ring mask found (``_Skipped`` if it cannot be)."""
     try:
         io.check_name(path.stem, "file name")
@@ -203,7 +210,7 @@ def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_sca
         unknown_scale.append(path.name)
     if ring_finder == "loops":  # it resamples to its own working pixel size and maps rows back
         try:
-            found = find_loops(image, nm_per_px=nm)
+            found = find_loops(image, nm_per_px=nm, rules=loop_rules)
         except NanosegError as exc:
             raise _Skipped(str(path), str(exc)) from None
         mask, confidence, zoom = found[2], None, 1.0
