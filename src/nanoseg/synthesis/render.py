@@ -42,13 +42,21 @@ def shot_noise_counts(mean_counts: np.ndarray, rng: np.random.Generator, exact: 
         return rng.poisson(lam).astype(np.float32)
     z = rng.standard_normal(lam.shape, dtype=np.float32)
     root = np.sqrt(lam)
-    x = z * z
-    x -= 1
+    zz = z * z
+    x = zz - 1
     x *= np.float32(1 / 6)
     x += lam
-    x += root * z
-    x += z * (1 - z * z) / (72 * np.maximum(root, np.float32(1)))
-    counts = np.maximum(np.rint(x), 0)
+    tmp = root * z
+    x += tmp
+    # + z (1 - z^2) / (72 max(root, 1)), in place in the buffers above (the same float32 operations)
+    np.subtract(1, zz, out=zz)
+    zz *= z
+    np.maximum(root, np.float32(1), out=tmp)
+    tmp *= 72
+    zz /= tmp
+    x += zz
+    counts = np.rint(x, out=x)
+    np.maximum(counts, 0, out=counts)
     low = lam < EXACT_SHOT_NOISE_BELOW
     if low.any():
         counts[low] = rng.poisson(lam[low])
@@ -98,17 +106,25 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     s = d.scale_nm_per_px
     tex = smooth_field(shape, 350 / s, rng)
     tex *= np.float32(0.7 * d.texture_strength)
-    tex += np.float32(0.3 * d.texture_strength) * smooth_field(shape, 70 / s, rng)
+    tex += _scaled(smooth_field(shape, 70 / s, rng), 0.3 * d.texture_strength)
     if d.grain_strength > 0:
         # the carbon's grain: octaves of GRAIN_OCTAVES_NM with equal amplitude (unit variance in all), a
         # rough surface whose power falls off like the references' between 4 and 64 nm
         k = np.float32(d.grain_strength / math.sqrt(len(GRAIN_OCTAVES_NM)))
         for feature_nm in GRAIN_OCTAVES_NM:
-            tex += k * smooth_field(shape, max(2.0, feature_nm / s), rng)
+            tex += _scaled(smooth_field(shape, max(2.0, feature_nm / s), rng), k)
     if d.region_contrast > 0:
-        tex += np.float32(d.region_contrast / 2) * np.tanh(3 * smooth_field(shape, 600 / s, rng))
+        regions = smooth_field(shape, 600 / s, rng)
+        regions *= 3
+        tex += _scaled(np.tanh(regions, out=regions), d.region_contrast / 2)
     tex += 1
     return tex
+
+
+def _scaled(field: np.ndarray, factor: float) -> np.ndarray:
+    """``field`` times ``factor`` (float32), in place."""
+    field *= np.float32(factor)
+    return field
 
 
 def particle_facets(yld: np.ndarray, d: DrawnParams, rng: np.random.Generator) -> None:
@@ -167,7 +183,8 @@ def surface_slope_secant(height: np.ndarray) -> np.ndarray:
     d[-1] = height[-1] - height[-2]
     g2 += d * d
     g2 += 1
-    return np.minimum(np.sqrt(g2), np.float32(MAX_SECANT))
+    np.sqrt(g2, out=g2)
+    return np.minimum(g2, np.float32(MAX_SECANT), out=g2)
 
 
 def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles: np.ndarray) -> None:
@@ -177,28 +194,26 @@ def _stamp_spheres(height: np.ndarray, yld: np.ndarray, particles: np.ndarray) -
     h, w = height.shape
     arr = np.asarray(particles, np.float64)[:, [0, 1, 2, 5]]
     size_class = np.ceil(arr[:, 2]).astype(np.int64)
+    hflat, yflat = height.reshape(-1), yld.reshape(-1)
     for rc in np.unique(size_class):  # one window size per whole-pixel radius keeps the windows small
         sel = arr[size_class == rc]
         k = int(rc) * 2 + 2
-        x0 = np.floor(sel[:, 0] - sel[:, 2]).astype(np.int64)
-        y0 = np.floor(sel[:, 1] - sel[:, 2]).astype(np.int64)
         grid = np.arange(k)
-        gx = x0[:, None] + grid[None, :]                      # (N, k)
-        gy = y0[:, None] + grid[None, :]
+        gx = np.floor(sel[:, 0] - sel[:, 2]).astype(np.int64)[:, None] + grid   # (N, k)
+        gy = np.floor(sel[:, 1] - sel[:, 2]).astype(np.int64)[:, None] + grid
         dx2 = (gx - sel[:, 0:1]) ** 2
         dy2 = (gy - sel[:, 1:2]) ** 2
         cap = sel[:, 2, None, None] ** 2 - dy2[:, :, None] - dx2[:, None, :]   # (N, k, k)
-        inside = (cap > 0) & (gy[:, :, None] >= 0) & (gy[:, :, None] < h) & (gx[:, None, :] >= 0) \
-            & (gx[:, None, :] < w)
-        pi, yi, xi = np.nonzero(inside)
-        flat = gy[pi, yi] * w + gx[pi, xi]
-        vals = np.sqrt(cap[pi, yi, xi]).astype(np.float32)
-        hflat = height.reshape(-1)
-        before = hflat.copy()
+        inside = cap > 0
+        inside &= ((gy >= 0) & (gy < h))[:, :, None]
+        inside &= ((gx >= 0) & (gx < w))[:, None, :]
+        flat = ((gy * w)[:, :, None] + gx[:, None, :])[inside]
+        vals = np.sqrt(cap[inside]).astype(np.float32)
+        before = hflat[flat]
         np.maximum.at(hflat, flat, vals)
         # the particle whose cap is the new maximum sets the yield there
-        won = (vals >= hflat[flat]) & (vals > before[flat])
-        yld.reshape(-1)[flat[won]] = sel[pi[won], 3].astype(np.float32)
+        won = (vals >= hflat[flat]) & (vals > before)
+        yflat[flat[won]] = np.broadcast_to(sel[:, 3, None, None].astype(np.float32), cap.shape)[inside][won]
 
 
 def scene_surface(scene: Scene, rng: np.random.Generator):
