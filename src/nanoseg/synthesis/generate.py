@@ -68,9 +68,9 @@ def _particle_rows(particles: np.ndarray) -> list:
     """Meta rows (x, y, r, kind name, structure id) of the scene's particle table."""
     if not len(particles):
         return []
-    xyr = np.round(particles[:, :3], 2).tolist()
-    kinds = [KINDS[k] for k in particles[:, 3].astype(np.int64).tolist()]
-    return [[x, y, r, kind, sid] for (x, y, r), kind, sid in zip(xyr, kinds, particles[:, 4].astype(np.int64).tolist())]
+    x, y, r = np.round(particles[:, :3], 2).T.tolist()
+    kinds = list(map(KINDS.__getitem__, particles[:, 3].astype(np.int64).tolist()))
+    return list(map(list, zip(x, y, r, kinds, particles[:, 4].astype(np.int64).tolist())))
 
 
 def sample_id(index: int) -> str:

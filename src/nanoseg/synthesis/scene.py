@@ -109,7 +109,7 @@ def particles_along_many(curves, closed: bool, r_mean: float, rng, *, cluster_si
     sg = s + s0[cid]
     x = np.interp(sg, s_pts, pts[:, 0])
     y = np.interp(sg, s_pts, pts[:, 1])
-    k = np.clip(np.searchsorted(s_pts, sg, side="right") - 1, 0, len(seg) - 1)
+    k = np.minimum(np.maximum(np.searchsorted(s_pts, sg, side="right") - 1, 0), len(seg) - 1)
     t = seg[k] / np.maximum(seglen[k], 1e-9)[:, None]
     return np.column_stack([x - t[:, 1] * off, y + t[:, 0] * off, r]), cid
 
@@ -174,14 +174,14 @@ def ring_band(cx: float, cy: float, parts: np.ndarray, radius: float, fill_px: f
     long ones (real gaps in the ring) stay open. Returns the labelme shapes, the
     angular coverage and mean inner/outer radii.
     """
-    k = int(np.clip(round(2 * math.pi * radius / 2.0), 36, 360))
+    k = int(min(max(round(2 * math.pi * radius / 2.0), 36), 360))
     width = 2 * math.pi / k
     inner = np.full(k, np.inf)
     outer = np.full(k, -np.inf)
     dx, dy = parts[:, 0] - cx, parts[:, 1] - cy
     rho = np.hypot(dx, dy)
     ang = np.mod(np.arctan2(dy, dx), 2 * math.pi)
-    half = np.arcsin(np.clip(parts[:, 2] / np.maximum(rho, 1e-6), 0, 1))
+    half = np.arcsin(np.minimum(np.maximum(parts[:, 2] / np.maximum(rho, 1e-6), 0), 1))
     b0 = np.floor((ang - half) / width).astype(np.int64)
     nb = np.floor((ang + half) / width).astype(np.int64) - b0 + 1     # bins each particle spans
     which = np.repeat(np.arange(len(parts)), nb)
@@ -242,8 +242,8 @@ def _empty_runs(covered: np.ndarray):
         return []
     if not covered.any():
         return [(0, k)]
-    shift = int(np.flatnonzero(covered)[0])
-    c = np.concatenate([np.roll(covered, -shift), [True]])   # starts and ends on True
+    shift = int(np.argmax(covered))
+    c = np.concatenate([covered[shift:], covered[:shift], [True]])   # rolled to start and end on True
     starts = np.flatnonzero(c[:-1] & ~c[1:]) + 1
     ends = np.flatnonzero(~c[:-1] & c[1:]) + 1
     return [(int((s + shift) % k), int(e - s)) for s, e in zip(starts, ends)]
@@ -254,8 +254,8 @@ def _full_runs(covered: np.ndarray):
     k = len(covered)
     if covered.all():
         return [np.arange(k)]
-    shift = int(np.flatnonzero(~covered)[0])
-    c = np.concatenate([np.roll(covered, -shift), [False]])  # starts and ends on False
+    shift = int(np.argmin(covered))
+    c = np.concatenate([covered[shift:], covered[:shift], [False]])  # rolled to start and end on False
     starts = np.flatnonzero(~c[:-1] & c[1:]) + 1
     ends = np.flatnonzero(c[:-1] & ~c[1:]) + 1
     return [(np.arange(s, e) + shift) % k for s, e in zip(starts, ends)]
@@ -316,18 +316,26 @@ class Layout:
         if len(parts) == 0:
             return np.zeros(0, dtype=bool)
         w, h = self.w, self.h
-        xi = np.clip(np.rint(parts[:, 0]).astype(np.int64), 0, w - 1)
-        yi = np.clip(np.rint(parts[:, 1]).astype(np.int64), 0, h - 1)
-        ok = self.dist[yi, xi] > parts[:, 2] + margin
+        x, y, r = parts[:, 0], parts[:, 1], parts[:, 2]
+        xi = np.rint(x).astype(np.int64)
+        yi = np.rint(y).astype(np.int64)
+        np.minimum(np.maximum(xi, 0, out=xi), w - 1, out=xi)  # the nearest pixel in the frame
+        np.minimum(np.maximum(yi, 0, out=yi), h - 1, out=yi)
+        at = yi * w + xi
+        ok = self.dist.reshape(-1)[at] > r + margin
         if kind != "scattered":
-            ok &= self.interior[yi, xi] == 0
-        ok &= (parts[:, 0] > -parts[:, 2]) & (parts[:, 0] < w + parts[:, 2])
-        ok &= (parts[:, 1] > -parts[:, 2]) & (parts[:, 1] < h + parts[:, 2])
-        n_ok = int(ok.sum())
+            ok &= self.interior.reshape(-1)[at] == 0
+        ok &= (x > -r) & (x < w + r)
+        ok &= (y > -r) & (y < h + r)
+        n_ok = int(np.count_nonzero(ok))
         if n_ok:
             ylds = np.maximum(yld * (1.0 + self.d.particle_yield_spread * self.rng.standard_normal(n_ok)), 0.5)
-            self.chunks.append(np.column_stack([parts[ok], np.full(n_ok, KINDS.index(kind)), np.full(n_ok, -1),
-                                                ylds]))
+            rows = np.empty((n_ok, 6))  # x, y, r, kind, structure_id (-1: a hard negative), yield
+            rows[:, :3] = parts[ok]
+            rows[:, 3] = KINDS.index(kind)
+            rows[:, 4] = -1
+            rows[:, 5] = ylds
+            self.chunks.append(rows)
         return ok
 
     def add_curves(self, curves, closed: bool, kind: str, negatives: list, radial_jitter: float = 0.0) -> None:
@@ -591,7 +599,7 @@ def add_debris(lay: Layout) -> None:
     for _ in range(lay.count(lay.d.debris)):
         size = lay.r_mean * rng.uniform(4, 14)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        xi, yi = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
+        xi, yi = int(min(max(cx, 0), w - 1)), int(min(max(cy, 0), h - 1))
         if lay.dist[yi, xi] <= size * 1.6 + 2:
             continue
         poly = ring_curve(cx, cy, size, 0.35, rng, n=24, aspect=rng.uniform(1, 2.5), angle=rng.uniform(0, np.pi))
@@ -651,7 +659,7 @@ def add_thick_flakes(lay: Layout) -> None:
     for _ in range(int(rng.poisson(d.thick_flakes_per_um2 * d.field_um2))):
         size = rng.uniform(30, 200) / d.scale_nm_per_px / 2
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        xi, yi = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
+        xi, yi = int(min(max(cx, 0), w - 1)), int(min(max(cy, 0), h - 1))
         if lay.dist[yi, xi] <= size * 1.3 + 2:
             continue
         n_vert = int(rng.integers(5, 9))
@@ -677,7 +685,7 @@ def add_rosettes(lay: Layout) -> None:
         th = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(n) / n + rng.normal(0, 0.08, n)
         r = lay.r_mean * np.maximum(0.6, 1 + 0.5 * d.particle_size_spread * rng.standard_normal(n))
         arr = np.column_stack([cx + rho * np.cos(th), cy + rho * np.sin(th), r])
-        xi, yi = int(np.clip(cx, 0, lay.w - 1)), int(np.clip(cy, 0, lay.h - 1))
+        xi, yi = int(min(max(cx, 0), lay.w - 1)), int(min(max(cy, 0), lay.h - 1))
         if lay.dist[yi, xi] <= rho + 2 * lay.r_mean + 1.5:
             continue  # whole rosettes only: one cut by a ring band would be a part-ring beside it
         if lay.keep_clear(arr, "rosette").any():
