@@ -5,8 +5,8 @@
 The loop finder (``inference.loops``) judges each measured loop by hand-set rules. The learned
 alternative: a logistic regression over the same measurements (coverage, largest gap, exterior
 density, interior fill and step, band fill, circularity, log radius), trained on every loop the
-finder measures in a ``nanoseg synth`` folder (a loop is positive when it matches a ring the
-generator drew), then applied to the four labelled references, which it never saw. Prints the
+finder measures inside the frame in a ``nanoseg synth`` folder, before loops around one centre are
+made one (a loop is positive when it matches a ring the generator drew), then applied to the four labelled references, which it never saw. Prints the
 weights (on standardised features) and the references' tp/fp/fn per probability threshold, next to
 the rules' (README, "Rings on real micrographs").
 """
@@ -28,6 +28,7 @@ import ring_finder_baseline as base  # noqa: E402
 from nanoseg import io  # noqa: E402
 from nanoseg.evaluation.structures import match, rings_from_meta  # noqa: E402
 from nanoseg.inference import loops  # noqa: E402
+from nanoseg.inference.measure import PX_LENGTH_FIELDS  # noqa: E402
 from nanoseg.synthesis.meta import read_meta  # noqa: E402
 
 FEATURES = ("coverage", "max_gap", "exterior_density", "interior_fill", "interior_step", "band_fill", "circularity")
@@ -40,9 +41,18 @@ def features(row: dict, nm_per_px: float) -> list[float]:
     return [float(row[k] or 0.0) for k in FEATURES] + [math.log(row["mean_radius_px"] * nm_per_px)]
 
 
-def measured(image, nm_per_px: float) -> list[dict]:
-    rings, rejected, _ = loops.find_loops(image, nm_per_px=nm_per_px, rules=OPEN)
-    return rings + rejected
+def measured(image, nm_per_px: float) -> tuple[list[dict], "np.ndarray"]:
+    """Every loop measured inside the frame (before any is made distinct), in the image's pixels,
+    and the mask of the loops that pass the open rules (for the ignore labels of the scoring)."""
+    cands = loops.loop_candidates(image, nm_per_px=nm_per_px, rules=OPEN)
+    rows = []
+    for row in cands["rows"]:
+        if row["in_frame"]:
+            row = {k: v for k, v in row.items() if k not in ("_band", "in_frame")}
+            for k in PX_LENGTH_FIELDS:
+                row[f"{k}_px"] /= cands["zoom"]
+            rows.append(row)
+    return rows, loops.find_loops(image, nm_per_px=nm_per_px, rules=OPEN, candidates=cands)[2]
 
 
 def fit(folder: Path):
@@ -50,7 +60,7 @@ def fit(folder: Path):
     for row in io.read_csv(folder / "manifest.csv"):
         nm = float(row["scale_nm_per_px"])
         truth = rings_from_meta(metas[row["id"]], folder / "labelme" / f"{row['id']}.json")
-        for r in measured(io.read_gray(folder / "images" / f"{row['id']}.png"), nm):
+        for r in measured(io.read_gray(folder / "images" / f"{row['id']}.png"), nm)[0]:
             x.append(features(r, nm))
             y.append(1.0 if match([r], truth) else 0.0)
     x, y = torch.tensor(x), torch.tensor(y)
@@ -83,9 +93,8 @@ def main() -> None:
     for t in args.threshold:
         per = []
         for ref in refs:
-            kept = loops._distinct([r for r in measured(ref["image"], ref["nm_per_px"])
-                                    if prob(r, ref["nm_per_px"]) >= t])
-            per.append(base.scores(ref, kept, loops.find_loops(ref["image"], nm_per_px=ref["nm_per_px"])[2]))
+            rows, mask = measured(ref["image"], ref["nm_per_px"])
+            per.append(base.scores(ref, loops._distinct([r for r in rows if prob(r, ref["nm_per_px"]) >= t]), mask))
         base.show(f"learned on synthetic, p >= {t}", refs, per)
 
 

@@ -92,10 +92,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         refs = references(Path(tmp))
     print("per micrograph: tp/fp/fn")
-    found = {}
     for ref in refs:
-        rings, rejected, mask = find_loops(ref["image"], nm_per_px=ref["nm_per_px"])
-        found[ref["id"]] = (rings + rejected, mask)
+        rings, _, mask = find_loops(ref["image"], nm_per_px=ref["nm_per_px"])
         ref["loops"] = scores(ref, rings, mask)
     show("structure first (loops)", refs, [ref["loops"] for ref in refs])
     for m in args.model:

@@ -101,6 +101,12 @@ def test_a_rejected_loop_does_not_hide_a_ring_around_the_same_centre():
     assert rejected == []  # the filled loop around the ring's centre is the ring's, not another candidate
 
 
+def test_rings_larger_than_the_micrograph_are_looked_for_without_a_huge_filter():
+    rings, rejected, mask = find_loops(micrograph(2.0), nm_per_px=2.0,
+                                       rules=LoopRules(min_radius_nm=5000.0, max_radius_nm=10000.0))
+    assert rings == [] and rejected == [] and not mask.any()
+
+
 def test_a_loop_along_a_sheet_edge_is_rejected_by_the_brighter_support_inside():
     rings, rejected, _ = find_loops(micrograph(2.0, sheet=True), nm_per_px=2.0)
     assert rings == [] and any(r["rejected_by"] == "interior_step" for r in rejected)
@@ -130,6 +136,9 @@ def test_a_model_option_without_a_model_is_refused_not_ignored(tmp_path):
     io.write_png(src / "ring.png", micrograph(2.0))
     code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o", "--min-confidence", "0.2")
     assert code == 2 and "--min-confidence" in err and not (tmp_path / "o").exists()
+    code, out, err = run_cli("predict", "--input", src, "--out", tmp_path / "o", "--ring-finder", "loops",
+                             "--model", tmp_path / "any.pt")
+    assert code == 2 and err.startswith("error: --model") and not (tmp_path / "o").exists()
 
 
 def test_a_loop_rule_given_on_the_command_line_changes_what_predict_finds_and_is_recorded(tmp_path):
@@ -154,6 +163,11 @@ def test_a_loop_rule_given_on_the_command_line_changes_what_predict_finds_and_is
     (["--loop-rule", "max_gap=wide"], "max_gap must be a number"),
     (["--loop-rule", "min_radius_nm"], "NAME=VALUE"),
     (["--loop-rule", "min_radius_nm=400"], "above max_radius_nm"),
+    (["--loop-rule", "min_radius_nm=nan"], "out of range"),
+    (["--loop-rule", "max_radius_nm=inf"], "out of range"),
+    (["--loop-rule", "max_radius_nm=1e9"], "out of range"),
+    (["--loop-rule", "min_band_fill=-1"], "out of range"),
+    (["--loop-rule", "min_radius_nm=40", "--loop-rule", "min_radius_nm=60"], "given twice"),
     (["--loop-rule", "min_radius_nm=40", "--ring-finder", "model"], "applies to the loop finder"),
 ])
 def test_a_bad_loop_rule_is_refused_in_one_line_naming_the_option(tmp_path, items, needle):

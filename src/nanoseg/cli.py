@@ -389,6 +389,8 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
     cb = _crop_bottom(crop_bottom)
     if ring_finder == "auto":
         ring_finder = "model" if model_path is not None else "loops"
+    if ring_finder == "loops" and model_path is not None:
+        raise NanosegError("--model: the loop finder (--ring-finder loops) uses no model; drop one of the two")
     if ring_finder == "loops":  # the loop finder has its own rules (nanoseg.inference.loops)
         flags = {p.name: p.opts[0] for p in ctx.command.params}
         given = [flags[name] for name in (
@@ -406,6 +408,8 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise NanosegError(f"--loop-rule: {item!r} must read NAME=VALUE")
+        if name.strip() in overrides:
+            raise NanosegError(f"--loop-rule: {name.strip()} given twice")
         overrides[name.strip()] = value.strip()
     if model_path is None and ring_finder == "model":
         from .pretrained import default_model_path

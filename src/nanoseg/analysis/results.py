@@ -25,6 +25,9 @@ STRUCTURE_COLUMNS = [
     "nm_per_px", "scale_source", "centre_x_nm", "centre_y_nm", "mean_radius_nm", "ring_width_nm",
     "ellipse_major_nm", "ellipse_minor_nm", "area_nm2", "mean_confidence", "radial_cv", "interior_fill",
     "nested_in",
+    # the loop finder's own measurements (inference.loops; empty for the model's rings), to choose
+    # its --loop-rule thresholds by
+    "max_gap", "exterior_density", "interior_step", "band_fill",
 ]
 REJECTED_COLUMNS = STRUCTURE_COLUMNS[:2] + ["rejected_by"] + STRUCTURE_COLUMNS[2:]
 REVIEW_COLUMNS = ["image", "mean_confidence", "n_structures", "file"]

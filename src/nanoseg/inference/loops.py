@@ -91,6 +91,7 @@ class LoopRules:
 
 
 UNIT_INTERVAL_RULES = ("min_coverage", "max_gap", "max_exterior_density", "max_interior_fill", "min_band_fill")
+MAX_RULE_VALUE = 1e4  # nm for the radii (a 10 um ring is no nanoparticle ring), contrast units for the step
 
 
 def loop_rules(overrides: dict, *, option: str = "--loop-rule") -> LoopRules:
@@ -105,9 +106,9 @@ def loop_rules(overrides: dict, *, option: str = "--loop-rule") -> LoopRules:
             v = float(value)
         except (TypeError, ValueError):
             raise NanosegError(f"{option}: {name} must be a number, not {value!r}") from None
-        if not math.isfinite(v) or v < 0 or (name in UNIT_INTERVAL_RULES and v > 1):
-            raise NanosegError(f"{option}: {name} = {value!r} is out of range "
-                               f"({'0-1' if name in UNIT_INTERVAL_RULES else 'a finite number >= 0'})")
+        top = 1.0 if name in UNIT_INTERVAL_RULES else MAX_RULE_VALUE
+        if not (0 <= v <= top):  # NaN fails too
+            raise NanosegError(f"{option}: {name} = {value!r} is out of range (0-{top:g})")
         values[name] = v
     rules = replace(LoopRules(), **values)
     if rules.min_radius_nm > rules.max_radius_nm:
@@ -140,6 +141,8 @@ def empty_centres(chains: np.ndarray, min_radius_px: float, max_radius_px: float
     """Centres (x, y, empty radius in px) of locally largest empty discs, largest first, none
     within half a radius of a larger one."""
     dt = cv2.distanceTransform((~chains).astype(np.uint8), cv2.DIST_L2, 5)
+    if min_radius_px > dt.max():  # no empty disc that large (and no filter larger than the image)
+        return []
     size = 2 * int(min_radius_px) + 1
     peak = (dt == ndi.maximum_filter(dt, size=size)) & (dt >= min_radius_px) & (dt <= max_radius_px)
     ys, xs = np.nonzero(peak)
