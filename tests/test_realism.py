@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from nanoseg import io
-from nanoseg.realism.calibrate import calibrate
+from nanoseg.realism.calibrate import KNOBS, calibrate, write_params_yaml
 from nanoseg.realism.distance import compare, compare_matched, statistic_distances
 from nanoseg.realism.sources import Micrograph
 from nanoseg.realism.stats import measure_image, measure_tiled, pool
-from nanoseg.synthesis import load_params, synthesize_sample
+from nanoseg.synthesis import DrawnParams, load_params, synthesize_sample
 
 from .conftest import run_cli
 
@@ -190,3 +190,26 @@ def test_calibrate_recovers_dose_and_particle_density_too():
     assert _centre(got.dose_e_per_px) == pytest.approx(300, rel=0.5)
     # measured on other seeds than the fit's: the gain is the parameters', not the fit's noise
     assert r["distance_after"] < 0.7 * r["distance_before"]
+
+
+def test_calibrate_fits_each_magnification_on_its_own(tmp_path):
+    """Micrographs at two pixel sizes with supports 70 grey levels apart (and particles 75): one shared
+    range cannot fit both, so each magnification gets its own entry in by_scale, near its own truth,
+    and the YAML renders each pixel size with its own support grey."""
+    real = []
+    for i, (s, bg, top) in enumerate([(1.0, 110.0, 225.0)] * 2 + [(2.0, 40.0, 150.0)] * 2):
+        truth = load_params("realistic", overrides=dict(scale_nm_per_px=(s, s), background_level=(bg, bg),
+                                                        particle_level=(top, top)))
+        real.append(Micrograph(f"r{i}", synthesize_sample(truth, 5, i, (160, 160))["image"], s, "flag"))
+    grey = [k for k in KNOBS if k.param in ("background_level", "particle_level")]
+    r = calibrate(real, iterations=2, per_real=2, size_px=160, validation_per_real=2, knobs=grey, progress=False)
+    by_scale = r["params"].by_scale
+    assert sorted(by_scale) == [1.0, 2.0] and r["distance_after"] < r["distance_before"]
+    assert _centre(by_scale[1.0]["background_level"]) == pytest.approx(110, abs=20)
+    assert _centre(by_scale[2.0]["background_level"]) == pytest.approx(40, abs=20)
+    out = tmp_path / "params.yaml"
+    write_params_yaml(out, r, sources=[m.name for m in real])
+    params = load_params("realistic", out)
+    bg = {s: DrawnParams.sample(params.model_copy(update={"scale_nm_per_px": (s, s)}), np.random.default_rng(0),
+                                (96, 96)).background_level for s in (1.0, 2.0)}
+    assert bg[1.0] > bg[2.0] + 30

@@ -195,7 +195,8 @@ def test_drawn_parameters_are_frozen_and_cover_every_generator_parameter():
 
     params = load_params("simple")
     d = DrawnParams.sample(params, sample_rng(1, 2), (128, 160))
-    assert list(d.record())[:len(type(params).model_fields)] == list(type(params).model_fields)
+    drawn = [name for name in type(params).model_fields if name != "by_scale"]  # by_scale holds values of the others
+    assert list(d.record())[:len(drawn)] == drawn
     assert d.cluster_size_range == tuple(params.cluster_size) and d.shape_hw == (128, 160)
     assert params.ring_radius_px[0] * 128 / 321 <= d.ring_radius_lo_px <= d.ring_radius_hi_px <= 0.45 * 128
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -218,3 +219,19 @@ def test_nothing_but_loose_particles_lies_inside_a_ring():
                 assert not inside or kind in ("ring", "scattered"), (index, kind, x, y)
         n_outside += sum(1 for *_, kind, _ in s["particles"] if kind == "network")
     assert n_rings >= 6 and n_outside > 100
+
+
+def test_by_scale_values_replace_the_ranges_at_their_pixel_size_only():
+    from nanoseg.synthesis.draw import DrawnParams
+
+    p = load_params("realistic", overrides={"by_scale": {0.5: {"background_level": [30, 31]},
+                                                         2.0: {"dose_e_per_px": [900, 901]}}})
+    at = {s: DrawnParams.sample(p.model_copy(update={"scale_nm_per_px": (s, s)}), np.random.default_rng(0), (96, 96))
+          for s in (0.55, 1.9)}
+    assert 30 <= at[0.55].background_level <= 31 and at[0.55].dose_e_per_px <= 250  # nearest entry: 0.5
+    assert 900 <= at[1.9].dose_e_per_px <= 901 and 25 <= at[1.9].background_level <= 90  # nearest: 2.0
+    for bad, needle in (({0.5: {"background_level": [50, 40]}}, "inverted"),
+                        ({0.5: {"scale_nm_per_px": [1, 1]}}, "cannot be set per pixel size"),
+                        ({0.5: {"no_such": [1, 2]}}, "no_such")):
+        with pytest.raises(NanosegError, match=needle):
+            load_params("realistic", overrides={"by_scale": bad})

@@ -21,8 +21,15 @@ being rounded away. The iterate with the smallest distance on these fitting rend
 the distances reported before and after are measured on *other* seeds (``seed + 1000``) with
 ``validation_per_real`` images per micrograph, so the reported gain is not the fit's own noise.
 Where the fitted parameters do not beat the starting ones there, the starting ones are kept
-(``kept_start``): on micrographs whose remaining mismatches go opposite ways at different
-magnifications (the four references), ranges shared by all magnifications cannot do better.
+(``kept_start``).
+
+Micrographs at several pixel sizes (magnification groups, as in the distance) are fitted one group
+at a time, and the result holds each group's values in ``SynthParams.by_scale`` (an image takes the
+entry nearest its own pixel size): one micrograph per magnification has its own brightness,
+contrast, dose and focus, and shows its own field, and on the four references the mismatches go
+opposite ways at different magnifications (the x50k support is brighter than the preset's, the
+x200k one darker), which ranges shared by all magnifications cannot follow (one shared fit kept the
+preset there).
 
 Works for any material whose particles are brighter than the support: nothing here assumes
 Pd or a particle size (the statistics measure sizes, spacing and grey levels as they are).
@@ -144,7 +151,7 @@ def render_batch(params: SynthParams, scales: list[float | None], *, per_real: i
 def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str | Path | None = None,
               iterations: int = 8, per_real: int = 6, seed: int = 0, size_px: int = SYNTH_SIZE_PX,
               knobs: list[Knob] | None = None, validation_per_real: int | None = None,
-              progress: bool = True) -> dict:
+              by_magnification: bool = True, progress: bool = True) -> dict:
     """Fit the generator's ranges to real micrographs by their statistics.
 
     Parameters
@@ -166,6 +173,12 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
         Which parameters to move (default ``KNOBS``).
     validation_per_real : int, optional
         Images per real micrograph of the before/after validation (default ``max(per_real, 8)``).
+    by_magnification : bool
+        With micrographs at several pixel sizes (magnification groups, as in the distance), fit each
+        group on its own and return its values as a ``by_scale`` entry: the operator's brightness,
+        contrast, dose and focus, and the field a micrograph shows, differ from one magnification to
+        the next, and ranges shared by all of them cannot follow mismatches that go opposite ways.
+        False: one fit of shared ranges.
 
     Returns a dict with ``params`` (the best SynthParams), ``overrides`` (the fields that differ
     from the preset, YAML-ready), ``distance_before`` and ``distance_after`` (validation renders),
@@ -184,13 +197,18 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     # the real micrographs in tiles of the rendered size: like with like (stats.measure_tiled)
     real_stats = [measure_tiled(m.image, s, tile_px=size_px, seed=i) for i, (m, s) in enumerate(zip(real, scales))]
     names = [m.name for m in real]
+    groups = magnification_groups(real_stats)
+    if use_nm and len(groups) > 1 and by_magnification:
+        return _calibrate_by_magnification(real, real_stats, groups, preset=preset, config=config,
+                                           iterations=iterations, per_real=per_real, seed=seed, size_px=size_px,
+                                           knobs=knobs, validation_per_real=validation_per_real, progress=progress)
     # every magnification weighs the same in a correction, as in the distance
     weights = np.zeros(len(real))
-    groups = magnification_groups(real_stats)
     for g in groups:
         weights[g] = 1.0 / (len(groups) * len(g))
     start = load_params(preset, config)
-    values = start.model_dump()
+    # a start with per-magnification values (an earlier calibration): this pixel size's, as plain ranges
+    values = start.model_dump(exclude={"by_scale"}) | (start.at_scale(float(np.median(known))) if use_nm else {})
     if use_nm:
         values["scale_nm_per_px"] = (min(known), max(known))
     integer = {k.param for k in knobs if isinstance(values[k.param][0], int)}
@@ -219,7 +237,7 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
         _correct(state, knobs, real_stats, synth_sets, weights, integer=integer, step=DAMPING / (1 + it / 2))
     # before and after on other seeds: the reported gain is not the fit's own noise
     n_val = validation_per_real or max(per_real, 8)
-    start_vals = start.model_dump() | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
+    start_vals = values | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
     _, _, before = evaluate(start_vals, seed + 1000, n_val)
     bar.update()
     best_params, _, after = evaluate(best[1], seed + 1000, n_val)
@@ -233,6 +251,52 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     return {"params": best_params, "overrides": overrides, "distance_before": before["overall_distance"],
             "distance_after": after["overall_distance"], "history": history, "trace": trace, "best_iteration": best[2], "kept_start": kept_start,
             "comparison": after, "before": before, "units": "nm" if use_nm else "px", "preset": preset}
+
+
+def _calibrate_by_magnification(real: list[Micrograph], real_stats: list[ImageStats], groups: list[list[int]], *,
+                                preset: str, config, iterations: int, per_real: int, seed: int, size_px: int,
+                                knobs, validation_per_real, progress: bool) -> dict:
+    """Micrographs at several pixel sizes: each magnification group fitted on its own (``calibrate`` of its
+    micrographs, which keeps the start where its fit does not beat it), the results joined as the start's
+    ranges plus one ``by_scale`` entry per group that changed; before and after measured on the whole set
+    (the start is kept where the joined result does not beat it there either)."""
+    subs = [calibrate([real[i] for i in g], preset=preset, config=config, iterations=iterations, per_real=per_real,
+                      seed=seed, size_px=size_px, knobs=knobs, validation_per_real=validation_per_real,
+                      progress=progress) for g in groups]
+    start = load_params(preset, config)
+    known = [m.scale_nm_per_px for m in real]
+    start_vals = start.model_dump() | {"scale_nm_per_px": (min(known), max(known))}
+    flat = start.model_dump(exclude={"by_scale"})
+    by_scale = {}  # an entry for every group, {} where it kept the start: an image takes the nearest entry
+    for g, sub in zip(groups, subs):
+        fitted = sub["params"].model_dump(exclude={"by_scale"})
+        by_scale[float(np.median([known[i] for i in g]))] = {
+            k: v for k, v in fitted.items() if k != "scale_nm_per_px" and v != flat[k]}
+    if not any(by_scale.values()):
+        by_scale = {}
+    n_val = validation_per_real or max(per_real, 8)
+    names = [m.name for m in real]
+
+    def validate(vals: dict) -> tuple[SynthParams, dict]:
+        params = SynthParams(**vals)
+        synth = render_batch(params, known, per_real=n_val, seed=seed + 1000, size_px=size_px)
+        return params, compare_matched(real_stats, synth, names=names)
+
+    _, before = validate(start_vals)
+    params, after = validate(start_vals | {"by_scale": by_scale}) if by_scale else (SynthParams(**start_vals), before)
+    if not after["overall_distance"] < before["overall_distance"]:  # not better on the whole set either: the start
+        params, after, by_scale = SynthParams(**start_vals), before, {}
+    base = load_params(preset).model_dump()
+    overrides = {k: v for k, v in params.model_dump().items() if v != base[k]}
+    return {"params": params, "overrides": overrides, "distance_before": before["overall_distance"],
+            "distance_after": after["overall_distance"], "history": [sub["history"] for sub in subs],
+            "trace": [sub["trace"] for sub in subs], "best_iteration": [sub["best_iteration"] for sub in subs],
+            "kept_start": not by_scale, "groups": [{"scale_nm_per_px": float(np.median([known[i] for i in g])),
+                                                   "members": [real[i].name for i in g], "kept_start": sub["kept_start"],
+                                                   "distance_before": sub["distance_before"],
+                                                   "distance_after": sub["distance_after"]}
+                                                  for g, sub in zip(groups, subs)],
+            "comparison": after, "before": before, "units": "nm", "preset": preset}
 
 
 def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weights: np.ndarray, *, integer: set,
@@ -265,6 +329,8 @@ def write_params_yaml(path: str | Path, result: dict, *, sources: list[str]) -> 
     def plain(v):
         if isinstance(v, tuple):
             return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {plain(k): plain(x) for k, x in v.items()}
         if isinstance(v, float):
             return round(v, 4)
         return v

@@ -19,6 +19,8 @@ import numpy as np
 from .params import SynthParams
 
 REFERENCE_CROP_PX = 321  # frame side at which per-image counts and ring radii are given
+#: the SynthParams fields drawn per image, in order (``by_scale`` holds per-magnification values of them)
+DRAWN_FIELDS = [name for name in SynthParams.model_fields if name != "by_scale"]
 REFERENCE_FIELD_UM2 = 0.1  # field area per which hard-negative counts are given (~321x321 px at 1 nm/px)
 
 
@@ -120,14 +122,20 @@ class DrawnParams:
     @classmethod
     def sample(cls, params: SynthParams, rng: np.random.Generator, shape_hw: tuple[int, int]) -> "DrawnParams":
         """Draw every ranged parameter of ``params`` once (in field order) for a frame of ``shape_hw`` px."""
-        drawn = {name: draw_value(rng, getattr(params, name)) for name in type(params).model_fields}
+        scale = draw_value(rng, params.scale_nm_per_px)
+        here = params.at_scale(scale)  # per-magnification values (by_scale), if any
+
+        def spec(name):
+            return here.get(name, getattr(params, name))
+
+        drawn = {"scale_nm_per_px": scale} | {name: draw_value(rng, spec(name)) for name in DRAWN_FIELDS[1:]}
         return cls(**drawn, shape_hw=(int(shape_hw[0]), int(shape_hw[1])),
-                   cluster_size_range=tuple(params.cluster_size), ring_radius_range_px=tuple(params.ring_radius_px),
-                   chain_width_range=tuple(params.chain_width_particles))
+                   cluster_size_range=tuple(spec("cluster_size")), ring_radius_range_px=tuple(spec("ring_radius_px")),
+                   chain_width_range=tuple(spec("chain_width_particles")))
 
     def record(self) -> dict:
         """What the metadata stores: every drawn value, then the rendered particle radius and blur (px)."""
-        out = {name: getattr(self, name) for name in SynthParams.model_fields}
+        out = {name: getattr(self, name) for name in DRAWN_FIELDS}
         out["particle_radius_px"] = self.particle_radius_px
         out["psf_sigma_px"] = self.psf_sigma_px
         return out
@@ -138,10 +146,10 @@ class DrawnParams:
 
 
 def _check_fields() -> None:
-    drawn = [f.name for f in dataclasses.fields(DrawnParams) if f.init][:len(SynthParams.model_fields)]
-    if drawn != list(SynthParams.model_fields):
-        raise TypeError("DrawnParams must list every SynthParams field, in the same order "
-                        f"(SynthParams: {list(SynthParams.model_fields)})")
+    drawn = [f.name for f in dataclasses.fields(DrawnParams) if f.init][:len(DRAWN_FIELDS)]
+    if drawn != DRAWN_FIELDS:
+        raise TypeError("DrawnParams must list every drawn SynthParams field, in the same order "
+                        f"(SynthParams: {DRAWN_FIELDS})")
 
 
 _check_fields()

@@ -11,10 +11,11 @@ the labelled class, keep their per-image count and pixel radii.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import first_error, read_yaml_mapping
 from ..errors import NanosegError
@@ -112,6 +113,12 @@ class SynthParams(BaseModel):
                                       "carbonaceous film the beam deposits, in a frame at 1 nm/px; the film grows "
                                       "with the hydrocarbon supply per area, which diffuses in across the frame's "
                                       "edge, so the loss compounds as 1 / scale_nm_per_px: dim particles at x200k")
+    # not drawn: per-magnification values (``nanoseg calibrate`` on micrographs at several pixel sizes)
+    by_scale: dict[float, dict[str, Any]] = Field(
+        default_factory=dict, description="values that replace the ones above for the images at a pixel size: "
+        "{scale_nm_per_px: {parameter: range}}; an image takes the entry nearest to its own pixel size (in log "
+        "scale), so micrographs taken at x50k and x200k with their own brightness, contrast, dose or focus are "
+        "each matched (nanoseg calibrate writes it); empty: the same ranges at every pixel size")
 
     @field_validator("*", mode="after")
     @classmethod
@@ -131,6 +138,36 @@ class SynthParams(BaseModel):
             if info.field_name.endswith("_per_um2") and hi > MAX_PER_UM2:
                 raise ValueError(f"range [{lo}, {hi}] goes above the limit of {MAX_PER_UM2:g} per um^2")
         return v
+
+
+    @model_validator(mode="after")
+    def _check_by_scale(self):
+        if not self.by_scale:
+            return self
+        base = self.model_dump(exclude={"by_scale"})
+        checked = {}
+        for scale, values in self.by_scale.items():
+            if not scale > 0:
+                raise ValueError(f"by_scale: pixel size {scale} must be above zero")
+            if not isinstance(values, dict):
+                raise ValueError(f"by_scale: the entry for {scale} nm/px must be a mapping of parameters")
+            bad = set(values) - set(base) | {"scale_nm_per_px"} & set(values)
+            if bad:
+                raise ValueError(f"by_scale: {', '.join(sorted(bad))} cannot be set per pixel size")
+            try:
+                one = SynthParams(**(base | values))
+            except ValidationError as exc:
+                where, msg = first_error(exc)
+                raise ValueError(f"by_scale {scale}: {where}: {msg}") from None
+            checked[float(scale)] = {k: getattr(one, k) for k in values}
+        self.by_scale = checked
+        return self
+
+    def at_scale(self, scale_nm_per_px: float) -> dict:
+        """The ``by_scale`` values for an image at this pixel size (the entry nearest in log scale), or {}."""
+        if not self.by_scale:
+            return {}
+        return self.by_scale[min(self.by_scale, key=lambda s: abs(math.log(s / scale_nm_per_px)))]
 
 
 SIMPLE_OVERRIDES = dict(
