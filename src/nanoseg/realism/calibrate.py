@@ -174,11 +174,8 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     validation_per_real : int, optional
         Images per real micrograph of the before/after validation (default ``max(per_real, 8)``).
     by_magnification : bool
-        With micrographs at several pixel sizes (magnification groups, as in the distance), fit each
-        group on its own and return its values as a ``by_scale`` entry: the operator's brightness,
-        contrast, dose and focus, and the field a micrograph shows, differ from one magnification to
-        the next, and ranges shared by all of them cannot follow mismatches that go opposite ways.
-        False: one fit of shared ranges.
+        Micrographs at several pixel sizes: fit each magnification group on its own, its values in
+        ``by_scale`` (see the module docstring); False: one fit of ranges shared by all.
 
     Returns a dict with ``params`` (the best SynthParams), ``overrides`` (the fields that differ
     from the preset, YAML-ready), ``distance_before`` and ``distance_after`` (validation renders),
