@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import json
@@ -142,54 +141,6 @@ def _write_one(args) -> dict:
     }
 
 
-def _write_chunk(jobs: list) -> list[dict]:
-    return [_write_one(j) for j in jobs]
-
-
-def _render_jobs(job, n: int, workers: int, collect) -> None:
-    """Write the files of jobs ``job(0)`` .. ``job(n - 1)`` and pass each manifest row to ``collect``,
-    in job order.
-
-    With more than one worker, this process renders too, beside ``workers - 1`` worker
-    processes: it starts at once, while the workers are still starting up (a fresh
-    interpreter and its imports take about 0.4 s), and it would otherwise only wait. Jobs
-    go out in small chunks to whichever is free (this process takes every chunk the workers
-    have not been given), so that all finish together.
-    """
-    if workers == 1:
-        with single_threaded_math():
-            for i in range(n):
-                collect(_write_one(job(i)))
-        return
-    size = max(1, min(4, math.ceil(n / (8 * workers))))
-    n_chunks = math.ceil(n / size)
-
-    def chunk(k: int) -> list:
-        return [job(i) for i in range(k * size, min(n, (k + 1) * size))]
-
-    done, in_flight = {}, {}  # chunk index -> rows (until collected in order); future -> chunk index
-    handed = collected = 0
-    # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread pool; one
-    # BLAS thread per worker: the workers fill the cores, idle BLAS threads spin
-    with single_threaded_math(), _single_threaded_children(), io.process_pool(workers - 1) as ex:
-        while collected < n_chunks:
-            # two chunks queued per worker process, so that it never waits for this one
-            while handed < n_chunks and len(in_flight) < 2 * (workers - 1):
-                in_flight[ex.submit(_write_chunk, chunk(handed))] = handed
-                handed += 1
-            if handed < n_chunks:
-                done[handed] = _write_chunk(chunk(handed))
-                handed += 1
-            elif collected not in done:
-                concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
-            for fut in [f for f in in_flight if f.done()]:
-                done[in_flight.pop(fut)] = fut.result()
-            while collected in done:
-                for row in done.pop(collected):
-                    collect(row)
-                collected += 1
-
-
 def _openblas_threads_api():
     """(get, set) of the OpenBLAS that numpy loaded in this process, or None (not found, not Linux)."""
     try:
@@ -216,9 +167,10 @@ def _openblas_threads_api():
 def single_threaded_math():
     """OpenCV and numpy's OpenBLAS on one thread in this process inside the block (restored after).
 
-    For rendering in the calling process: the generator's small matrix products (321x6 by 6x321)
-    are over OpenBLAS's threading threshold, and waking its thread for each costs more than it
-    saves: about 20 ms per 321x321 image instead of 14 on the 2-core development machine.
+    For rendering in the calling process (``synth --workers 1``, ``calibrate``): the generator's small
+    matrix products (321x6 by 6x321) are over OpenBLAS's threading threshold, and waking its thread
+    for each costs more than it saves: 20-24 ms per 321x321 image instead of 13-19 ms with one thread
+    on the 2-core development machine (worker processes get one thread from their environment).
     """
     import cv2
 
@@ -294,9 +246,7 @@ def synthesize_dataset(out: str | Path, *, n: int, seed: int, params: SynthParam
     with io.atomic_dir(out, overwrite=overwrite) as tmp:
         for sub in ("images", "masks", "labelme"):
             (tmp / sub).mkdir()
-        def job(i: int) -> tuple:
-            return str(tmp), params_json, seed, start_index + i, tuple(size_hw), preset
-
+        jobs = ((str(tmp), params_json, seed, start_index + i, tuple(size_hw), preset) for i in range(n))
         bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
         rows = []
         with open(tmp / META_FILE, "wb") as meta_out:
@@ -305,7 +255,16 @@ def synthesize_dataset(out: str | Path, *, n: int, seed: int, params: SynthParam
                 rows.append(row)
                 bar.update()
 
-            _render_jobs(job, n, workers, collect)
+            if workers == 1:
+                with single_threaded_math():
+                    for j in jobs:
+                        collect(_write_one(j))
+            else:
+                # spawn, not fork: a forked child deadlocks if the parent already ran OpenCV's thread
+                # pool; one BLAS thread per worker: the workers fill the cores, idle BLAS threads spin
+                with _single_threaded_children(), io.process_pool(workers) as ex:
+                    for row in ex.map(_write_one, jobs, chunksize=max(1, min(16, math.ceil(n / (4 * workers))))):
+                        collect(row)
         bar.close()
         io.write_csv(tmp / "manifest.csv", rows)
         io.write_json(tmp / "synth.json", {"seed": seed, "n": n, "preset": preset, "size": list(size_hw),
