@@ -299,7 +299,13 @@ def _calibrate_by_magnification(real: list[Micrograph], real_stats: list[ImageSt
 def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weights: np.ndarray, *, integer: set,
              step: float) -> None:
     """Move every knob's range by the weighted real-vs-synthetic gap of its statistic: ``step`` of
-    the log ratio for ``mul`` knobs, the whole difference for ``add`` knobs (the grey levels)."""
+    the log ratio for ``mul`` knobs, the whole difference for ``add`` knobs (the grey levels).
+    Knobs that drive the same statistic share its correction (density: scattered particles, network
+    cells and chains each take a third of the log ratio; noise: dose and detector noise a half), so
+    that the statistic moves by ``step`` of its gap, not by that times the number of its knobs."""
+    sharing = {}
+    for knob in knobs:
+        sharing[knob.statistic] = sharing.get(knob.statistic, 0) + 1
     for knob in knobs:
         logs, diffs, wl, wd = [], [], [], []
         for i, r in enumerate(real_stats):
@@ -313,7 +319,8 @@ def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weigh
         if knob.mode == "mul" and logs:
             mean = float(np.average(logs, weights=wl))
             _move(state, knob, integer=knob.param in integer,
-                  factor=math.exp(float(np.clip(step * knob.gain * mean, -math.log(MAX_STEP), math.log(MAX_STEP)))))
+                  factor=math.exp(float(np.clip(step * knob.gain * mean / sharing[knob.statistic],
+                                                -math.log(MAX_STEP), math.log(MAX_STEP)))))
         elif knob.mode == "add" and diffs:  # grey levels: a full step (they map almost one to one)
             mean = float(np.average(diffs, weights=wd))
             _move(state, knob, shift=float(np.clip(knob.gain * mean, -40, 40)))
