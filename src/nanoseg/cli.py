@@ -70,6 +70,17 @@ COUNT = click.IntRange(1, MAX_SAMPLES)
 STRENGTH = Finite(0.0, 2.0)
 
 
+def _name_values(items, option: str) -> list[tuple[str, str]]:
+    """(name, value) of repeated ``NAME=VALUE`` options (name stripped, value as written)."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise NanosegError(f"{option}: {item!r} must read NAME=VALUE")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="nanoseg")
 def cli():
@@ -110,14 +121,11 @@ def synth_command(out, n, seed, preset, size, config, sets, workers, gallery, ov
     from .synthesis.gallery import write_gallery
 
     overrides = {}
-    for item in sets:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise NanosegError(f"--set: {item!r} must read NAME=VALUE")
+    for name, value in _name_values(sets, "--set"):
         try:
-            overrides[name.strip()] = yaml.safe_load(value)
+            overrides[name] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise NanosegError(f"--set: cannot parse the value of {name.strip()!r}") from None
+            raise NanosegError(f"--set: cannot parse the value of {name!r}") from None
     params = load_params(preset, config, overrides)
     hw = _size(size)
     from .io import check_file_target, check_out_separate
@@ -404,13 +412,10 @@ def predict_command(ctx, model_path, inputs, out, scale_nm_per_px, crop_bottom, 
     elif loop_rule_items:
         raise NanosegError("--loop-rule: applies to the loop finder (--ring-finder loops), not to the model's masks")
     overrides = {}
-    for item in loop_rule_items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise NanosegError(f"--loop-rule: {item!r} must read NAME=VALUE")
-        if name.strip() in overrides:
-            raise NanosegError(f"--loop-rule: {name.strip()} given twice")
-        overrides[name.strip()] = value.strip()
+    for name, value in _name_values(loop_rule_items, "--loop-rule"):
+        if name in overrides:
+            raise NanosegError(f"--loop-rule: {name} given twice")
+        overrides[name] = value.strip()
     if model_path is None and ring_finder == "model":
         from .pretrained import default_model_path
 
