@@ -1,6 +1,6 @@
 """Structure first or model first: which finds the labelled rings of the four references?
 
-    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--leave-one-out] [--synthetic DIR]
+    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--leave-one-out] [--synthetic DIR] [--perturb]
 
 Each labelled reference micrograph (``references/boiko2020``, imported at its own pixel size,
 data bar cut) goes through the structure-first finder (``inference.loops.find_loops``: round,
@@ -13,7 +13,9 @@ micrograph and pooled precision, recall and F1 (README, "Rings on real micrograp
 The loop rules were chosen on these same four micrographs (their module header gives the
 reasons), so the pooled score is an optimistic estimate; ``--leave-one-out`` also refits the three
 thresholds that matter most (coverage, smallest radius, band fill) on three micrographs and scores
-the fourth.
+the fourth. ``--perturb`` asks how stable the loop finder's answer is: the same references with
+what differs from one session at the microscope to the next (detector noise, focus, display gamma,
+a pixel size stated 10% off) and what it then finds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from nanoseg import io, labelme  # noqa: E402
 from nanoseg.data.importer import import_folder  # noqa: E402
@@ -86,6 +91,7 @@ def main() -> None:
     ap.add_argument("--model", nargs="*", default=[], help="checkpoints to score the same way")
     ap.add_argument("--leave-one-out", action="store_true")
     ap.add_argument("--synthetic", type=Path, help="also score the loop finder on this `nanoseg synth` folder")
+    ap.add_argument("--perturb", action="store_true", help="also score the loop finder on perturbed references")
     args = ap.parse_args()
     if args.synthetic:
         synthetic(args.synthetic)
@@ -100,6 +106,8 @@ def main() -> None:
         show(f"model {Path(m).name}", refs, [scores(ref, *model_rings(m, ref)) for ref in refs])
     if args.leave_one_out:
         leave_one_out(refs)
+    if args.perturb:
+        perturbed(refs)
 
 
 def synthetic(folder: Path) -> None:
@@ -142,6 +150,50 @@ def leave_one_out(refs: list[dict]) -> None:
         print(f"  held out {held['id'][:10]}: coverage >= {th[0]}, radius >= {th[1]:.0f} nm, band fill >= {th[2]}"
               f" ({len(tied)} of {len(grid)} tied on the other three)")
     show("structure first, leave-one-out", refs, per)
+
+def _noise(sigma: float, seed: int):
+    def f(image):
+        rng = np.random.default_rng(seed)
+        return np.clip(image + rng.normal(0.0, sigma, image.shape), 0, 255).astype(np.uint8)
+    return f
+
+
+def _gamma(g: float):
+    lut = (255 * (np.arange(256) / 255.0) ** g).round().astype(np.uint8)
+    return lambda image: lut[image]
+
+
+# name, change of the pixels, factor on the stated pixel size
+PERTURBATIONS = (
+    ("as recorded", lambda image: image, 1.0),
+    ("noise sigma 6 grey (seed 1)", _noise(6, 1), 1.0),
+    ("noise sigma 6 grey (seed 2)", _noise(6, 2), 1.0),
+    ("noise sigma 10 grey", _noise(10, 3), 1.0),
+    ("blur sigma 0.7 px", lambda image: cv2.GaussianBlur(image, (0, 0), 0.7), 1.0),
+    ("gamma 0.8", _gamma(0.8), 1.0),
+    ("gamma 1.25", _gamma(1.25), 1.0),
+    ("pixel size stated 10% small", lambda image: image, 0.9),
+    ("pixel size stated 10% large", lambda image: image, 1.1),
+)
+
+
+def perturbed(refs: list[dict]) -> None:
+    """The loop finder with its default rules on the references as a different session might
+    record them: noise added (grey levels of the 8-bit image, before any resampling), a softer
+    focus, another display gamma, a pixel size stated 10% off. The truth stays the labels."""
+    total = [0, 0, 0]
+    for name, change, factor in PERTURBATIONS:
+        per = []
+        for ref in refs:
+            image = change(ref["image"])
+            rings, _, mask = find_loops(image, nm_per_px=ref["nm_per_px"] * factor)
+            per.append(scores(ref, rings, mask))
+        show(name, refs, per)
+        total = [t + v for t, v in zip(total, pooled(per)[:3])]
+    tp, fp, fn = total
+    print(f"all perturbations pooled: tp {tp} fp {fp} fn {fn}  F1 {2 * tp / (2 * tp + fp + fn):.2f}  "
+          f"false/micrograph {fp / (len(refs) * len(PERTURBATIONS)):.2f}")
+
 
 if __name__ == "__main__":
     main()
