@@ -175,12 +175,12 @@ def test_gallery_renders(tmp_path):
 
 
 def test_recorded_particle_radius_is_the_rendered_one():
-    # 0.3 nm/px and 5-8 nm particles ask for radii of 8-13 px; a 96 px frame holds at most 96/40 = 2.4 px
+    # 0.3 nm/px and 6-11 nm particles ask for radii of 10-18 px; a 96 px frame holds at most 96/20 = 4.8 px
     p = load_params("realistic", overrides={"scale_nm_per_px": (0.3, 0.3)})
     s = synthesize_sample(p, 0, 0, (96, 96))
-    assert s["values"]["particle_radius_px"] == pytest.approx(2.4)
+    assert s["values"]["particle_radius_px"] == pytest.approx(4.8)
     radii = np.array([r for _, _, r, kind, _ in s["particles"] if kind == "ring"])
-    assert len(radii) and abs(np.median(radii) - 2.4) < 0.5
+    assert len(radii) and abs(np.median(radii) - 4.8) < 0.8
     # where nothing is clipped the record is the nm diameter over the pixel size
     big = synthesize_sample(load_params("realistic"), 0, 0, (321, 321))["values"]
     assert big["particle_radius_px"] == pytest.approx(big["particle_diameter_nm"] / big["scale_nm_per_px"] / 2)
@@ -235,3 +235,12 @@ def test_by_scale_values_replace_the_ranges_at_their_pixel_size_only():
                         ({0.5: {"no_such": [1, 2]}}, "no_such")):
         with pytest.raises(NanosegError, match=needle):
             load_params("realistic", overrides={"by_scale": bad})
+
+
+def test_a_full_crop_at_x200k_renders_the_largest_preset_particles_at_their_nm_size():
+    # 11 nm at 0.5 nm/px is a radius of 11 px: a 321 px frame holds it (it used to clip at 8 px, 8 nm)
+    p = load_params("realistic", overrides={"scale_nm_per_px": (0.5, 0.5), "particle_diameter_nm": (11.0, 11.0)})
+    s = synthesize_sample(p, 0, 0, (321, 321))
+    assert s["values"]["particle_radius_px"] == pytest.approx(11.0)
+    radii = np.array([r for _, _, r, kind, _ in s["particles"] if kind == "ring"])
+    assert abs(np.median(radii) - 11.0) < 1.5

@@ -566,7 +566,7 @@ def realism_command(real_paths, more_real, synth_dir, scale_nm_per_px, scale_csv
 @click.option("--preset", default="realistic", show_default=True, help="starting preset")
 @click.option("--config", type=click.Path(), help="starting YAML on top of the preset")
 @click.option("--iterations", default=8, show_default=True, help="correction steps")
-@click.option("--per-image", "per_real", default=6, show_default=True,
+@click.option("--per-image", "per_real", default=12, show_default=True,
               help="synthetic images rendered at each micrograph's pixel size per step")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the before/after comparison")

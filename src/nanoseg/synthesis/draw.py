@@ -22,6 +22,11 @@ REFERENCE_CROP_PX = 321  # frame side at which per-image counts and ring radii a
 #: the SynthParams fields drawn per image, in order (``by_scale`` holds per-magnification values of them)
 DRAWN_FIELDS = [name for name in SynthParams.model_fields if name != "by_scale"]
 REFERENCE_FIELD_UM2 = 0.1  # field area per which hard-negative counts are given (~321x321 px at 1 nm/px)
+#: a frame holds particles of radius up to its side over this (16 px at 321 px: a 16 nm Pd particle at
+#: x200k, 0.5 nm/px); smaller frames shrink them. It was 40 (8 px at 321 px), which clipped every
+#: particle above 8 nm at x200k: the preset's 6-11 nm rendered as 6-8 nm there, and calibrate,
+#: seeing the x200k particles too small whatever it asked for, grew the diameter 8.5 -> 25 nm
+FRAME_PER_MAX_PARTICLE_RADIUS = 20
 
 
 def draw_value(rng: np.random.Generator, spec):
@@ -107,7 +112,7 @@ class DrawnParams:
     def __post_init__(self):
         h, w = self.shape_hw
         r = self.particle_diameter_nm / self.scale_nm_per_px / 2.0
-        r = float(np.clip(r, 0.9, max(1.0, min(h, w) / 40)))
+        r = float(np.clip(r, 0.9, max(1.0, min(h, w) / FRAME_PER_MAX_PARTICLE_RADIUS)))
         fit = min(1.0, min(h, w) / REFERENCE_CROP_PX)
         lo, hi = self.ring_radius_range_px
         lo = max(lo * fit, 4 * r + 2)
