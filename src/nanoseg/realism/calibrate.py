@@ -9,8 +9,9 @@ as ``DAMPING / (1 + iteration / 2)`` (early steps move far, late ones settle ins
 rendering noise). The real micrographs are measured in tiles of the rendered size
 (``stats.measure_tiled``). A mismatch is averaged over the real micrographs with every magnification
 weighing the same, as in the distance. Ranges keep their relative width; grey-level ranges are
-moved from the first iteration on by the measured grey-level differences (a full step: a
-support 50 levels brighter than the preset's is reached in two iterations).
+moved from the first iteration on by the measured grey-level differences (a full first step: a
+support 50 levels brighter than the preset's is reached in two iterations; then shrinking like the
+others, since every iteration's renders draw their own grey levels from the ranges).
 
 Why this converges rather than wanders: every iteration renders *new* scenes (iteration i at seed
 ``seed + FIT_SEED_OFFSET + i``), and the steps shrink, so the iterates average the rendering noise
@@ -85,7 +86,7 @@ KNOBS = [
     Knob("dose_e_per_px", "noise_rel", "mul", -2.0, (2.0, 20000.0)),  # shot noise ~ dose^-1/2
     Knob("detector_noise", "noise_rel", "mul", 1.0, (0.0, 0.3)),     # noise ~ detector_noise
     # the support's power at 32-128 nm is the grain's (octaves of 5-40 nm): on the four references'
-    # pixel sizes it moves ~4x for grain x1.5 (power ~ amplitude^2: gain 0.5), and under 5% for
+    # pixel sizes it moves ~2x for grain x1.5 (power ~ amplitude^2: gain 0.5), and under 5% for
     # texture_strength / 3 (its ~70 and ~350 nm features lie beyond the measured bands or the field),
     # while the 4-16 nm bands are the noise's (noise_rel fits those). An earlier version moved the
     # grain by the 4-32 nm bands and texture_strength by the 32-128 nm ones: the grain grew to match
@@ -313,7 +314,8 @@ def _calibrate_by_magnification(real: list[Micrograph], real_stats: list[ImageSt
 def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weights: np.ndarray, *, integer: set,
              step: float) -> None:
     """Move every knob's range by the weighted real-vs-synthetic gap of its statistic: ``step`` of
-    the log ratio for ``mul`` knobs, the whole difference for ``add`` knobs (the grey levels).
+    the log ratio for ``mul`` knobs, ``step / DAMPING`` of the difference for ``add`` knobs (the
+    grey levels).
     Knobs that drive the same statistic each take the whole step: their contributions add up
     (particles per um^2 are those of the scattered groups plus the network's plus the chains'; noise
     is shot noise plus detector noise in quadrature), so scaling every one of them by f scales the
@@ -335,9 +337,9 @@ def _correct(state: dict, knobs: list, real_stats: list, synth_sets: list, weigh
             _move(state, knob, integer=knob.param in integer,
                   factor=math.exp(float(np.clip(step * knob.gain * mean,
                                                 -math.log(MAX_STEP), math.log(MAX_STEP)))))
-        elif knob.mode == "add" and diffs:  # grey levels: a full step (they map almost one to one)
-            mean = float(np.average(diffs, weights=wd))
-            _move(state, knob, shift=float(np.clip(knob.gain * mean, -40, 40)))
+        elif knob.mode == "add" and diffs:  # grey levels: a full first step (they map almost one to one),
+            mean = float(np.average(diffs, weights=wd))  # then shrinking as the others' (fresh renders' noise)
+            _move(state, knob, shift=float(np.clip(knob.gain * mean * step / DAMPING, -40, 40)))
 
 
 def write_params_yaml(path: str | Path, result: dict, *, sources: list[str]) -> None:
