@@ -184,8 +184,11 @@ def test_measure_on_predict_output_reproduces_predict_measurements(tiny_checkpoi
 
 def _sample(tmp_path, name, seed, radius):
     data = tmp_path / f"sd_{name}"
+    # particles of 6-9 nm (radius <= 4.5 px): a ring is at least 4 particle radii + 2 px, so larger
+    # particles would lift the small sample's rings (14-26 px) towards the large one's
     code, _, err = run_cli("synth", "--out", data, "--n", 24, "--seed", seed, "--preset", "simple", "--size", 192,
                            "--workers", 1, "--set", "scale_nm_per_px=[1.0, 1.0]", "--set", "rings_per_image=[8, 14]",
+                           "--set", "particle_diameter_nm=[6.0, 9.0]",
                            "--set", f"ring_radius_px={radius}", "--set", "nested_ring_prob=0")
     assert code == 0, err
     out = tmp_path / name
