@@ -48,7 +48,7 @@ def measured(image, nm_per_px: float) -> tuple[list[dict], "np.ndarray"]:
     rows = []
     for row in cands["rows"]:
         if row["in_frame"]:
-            row = {k: v for k, v in row.items() if k not in ("_band", "in_frame")}
+            row = {k: v for k, v in row.items() if k not in ("_outline", "in_frame")}
             for k in PX_LENGTH_FIELDS:
                 row[f"{k}_px"] /= cands["zoom"]
             rows.append(row)

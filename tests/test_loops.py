@@ -64,6 +64,24 @@ def test_a_closed_round_loop_of_particles_is_a_ring_with_its_radius_in_nm():
     assert mask.shape == img.shape and mask[on_ring].mean() > 0.8 and mask[img <= 150].mean() < 0.02
 
 
+@pytest.mark.parametrize("nm_per_px", [2.0, 1.0])
+def test_the_mask_paints_each_ring_as_one_band_across_its_gaps_as_the_references_are_labelled(nm_per_px):
+    import cv2
+
+    img = micrograph(nm_per_px, ring_pieces=3)  # the chain in three arcs with gaps between them
+    rings, _, mask = find_loops(img, nm_per_px=nm_per_px)
+    assert len(rings) == 1 and mask.shape == img.shape
+    assert cv2.connectedComponents(mask, connectivity=8)[0] - 1 == 1  # one band, not three arcs
+    r = rings[0]
+    t = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    xs = np.rint(r["centre_x_px"] + r["mean_radius_px"] * np.cos(t)).astype(int)
+    ys = np.rint(r["centre_y_px"] + r["mean_radius_px"] * np.sin(t)).astype(int)
+    assert mask[ys, xs].mean() > 0.97  # closed across the gaps
+    yy, xx = (np.mgrid[:img.shape[0], :img.shape[1]] + 0.5) * nm_per_px
+    assert not mask[np.hypot(xx - 400.0, yy - 400.0) < 60.0].any()  # the empty interior stays unpainted
+    assert r["area_px"] == pytest.approx(int(mask.sum()), rel=0.1)
+
+
 def test_the_same_ring_at_half_the_pixel_size_is_the_same_ring_in_nm():
     coarse, _, _ = find_loops(micrograph(2.0), nm_per_px=2.0)
     fine, _, _ = find_loops(micrograph(1.0), nm_per_px=1.0)

@@ -47,7 +47,11 @@ band_fill >= 0.38          the ring is a dense band of touching particles that f
 
 Everything is measured at ``WORK_NM_PER_PX`` (the image is resampled when its pixel size is
 known; an image of unknown pixel size is taken to be at that scale), and rows are returned in
-the image's own pixels with the same fields as ``measure.measure_structures``. How well it does
+the image's own pixels with the same fields as ``measure.measure_structures``. The class mask
+paints each ring as the references are labelled (``paint_annulus``, in the image's own pixels):
+the band from the inner to the outer edge of its chain in every direction the loop was found in,
+straight across its gaps, so a ring is one connected band of the mask (its chain pixels alone
+fall into pieces wherever the chain has a gap). How well it does
 on the labelled references, against the model's masks: ``benchmarks/ring_finder_baseline.py``
 and the README ("Rings on real micrographs").
 """
@@ -241,6 +245,13 @@ def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, 
     ext = (rr >= radius + width / 2 + 0.25 * radius) & (rr <= 2 * radius)
     exterior = float(chains[win][ext].mean()) if ext.any() else 0.0
     band = np.abs(rr - radius) <= max(width / 2, 2.0)
+    # the ring as a labeller draws it: from the inner to the outer edge of the chain in every
+    # direction the loop was found in, straight across its gaps (vertices in ray order: the
+    # rays start inside the loop, so each outline is a simple polygon)
+    cos, sin = np.cos(THETA[on]), np.sin(THETA[on])
+    half = np.maximum((r_out - r_in)[on] / 2, 1.0)  # at least a pixel either side: one band, not pieces
+    inner_xy = np.column_stack([x + cos * (mid[on] - half), y + sin * (mid[on] - half)])
+    outer_xy = np.column_stack([x + cos * (mid[on] + half), y + sin * (mid[on] + half)])
     h, w = chains.shape
     step = _interior_step(image[win], particles[win], disc, ext) if image is not None else None
     return {"centre_x_px": float(cx), "centre_y_px": float(cy), "mean_radius_px": radius,
@@ -248,9 +259,23 @@ def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, 
             "ellipse_angle_deg": float(np.mod(angle, 180)), "circularity": float(minor / major) if major else 0.0,
             "coverage": coverage, "max_gap": max_gap, "exterior_density": exterior, "interior_fill": fill, "interior_step": step,
             "band_fill": float(particles[win][band].mean()) if band.any() else 0.0,
-            "area_px": int((band & chains[win]).sum()),
+            "area_px": _polygon_area(outer_xy) - _polygon_area(inner_xy),
             "in_frame": bool(cx - radius >= 0 and cy - radius >= 0 and cx + radius <= w and cy + radius <= h),
-            "_band": (win, band & chains[win])}
+            "_outline": (inner_xy, outer_xy)}
+
+
+def _polygon_area(xy: np.ndarray) -> float:
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def paint_annulus(mask: np.ndarray, inner_xy: np.ndarray, outer_xy: np.ndarray, value: int = 1) -> None:
+    """Paint the band between two outlines ((N, 2) x, y in px of ``mask``) with ``value``, in place.
+    Rings painted largest first keep a ring nested in another's hole (labelme's order)."""
+    ring = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(ring, [np.rint(outer_xy * 16).astype(np.int32)], 1, shift=4)
+    cv2.fillPoly(ring, [np.rint(inner_xy * 16).astype(np.int32)], 0, shift=4)
+    mask[ring.astype(bool)] = value
 
 
 def judge_loop(row: dict, rules: LoopRules, nm_per_px: float) -> str | None:
@@ -327,7 +352,9 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: Loop
     (rings, rejected, mask) : rows in the image's pixels as ``measure.measure_structures`` writes
         them (plus ``max_gap``, ``exterior_density``, ``interior_fill``, ``interior_step``,
         ``band_fill``; each rejected row names its ``rejected_by`` rule), and the class mask
-        (1 = the chain of each ring's band).
+        (1 = each ring's band as the references are labelled: the annulus from the inner to the
+        outer edge of its chain, bridged across gaps, one connected band per ring; ``area_px`` is
+        its area).
     """
     if candidates is None:
         candidates = loop_candidates(image, nm_per_px=nm_per_px, rules=rules)
@@ -339,18 +366,16 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: Loop
     rejected = [dict(row, rejected_by=why) for row, why in verdicts
                 if why not in (None, "in_frame") and row["coverage"] >= 0.5]  # loop-like enough to review
     rejected = _distinct(rejected, besides=kept)
-    band = np.zeros(candidates["shape"], np.uint8)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for row in sorted(kept, key=lambda r: -r["mean_radius_px"]):
+        inner_xy, outer_xy = row["_outline"]
+        paint_annulus(mask, inner_xy / zoom, outer_xy / zoom)
     for row in kept + rejected:
-        win, pixels = row.pop("_band")
-        if "rejected_by" not in row:
-            band[win][pixels] = 1
-        row.pop("in_frame")
+        del row["_outline"], row["in_frame"]
         for k in PX_LENGTH_FIELDS:
             row[f"{k}_px"] /= zoom
         row["area_px"] = int(round(row["area_px"] / zoom**2))
     kept.sort(key=lambda r: (round(r["centre_y_px"]), round(r["centre_x_px"])))
     for i, r in enumerate(kept, 1):
         r["structure_id"] = i
-    mask = cv2.resize(band, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST) \
-        if band.shape != image.shape else band
     return kept, rejected, mask

@@ -51,7 +51,8 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
     size are resampled into the model's trained range (``spec["scale_nm_per_px_range"]``) and the
     result mapped back; bands become rings only if they pass ``rules`` (``inference.rings``).
     ``ring_finder="loops"`` finds rings structure first instead (``inference.loops``: round empty
-    loops of the particle chains, no model; the mask is the chain of each ring's band).
+    loops of the particle chains, no model; the mask paints each ring's band as one annulus, as
+    the references are labelled).
 
     Parameters
     ----------
