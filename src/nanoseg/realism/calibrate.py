@@ -93,8 +93,14 @@ KNOBS = [
     # noise-dominated bands and overshot the coarse ones, and the texture distance grew step by step
     Knob("grain_strength", "texture_power_coarse", "mul", 0.5, (0.0, 0.6)),
     Knob("scattered_per_um2", "density_per_um2", "mul", 1.0, (0.0, 6000.0)),
-    Knob("network_cells", "density_per_um2", "mul", 1.0, (1, 60)),
+    # a Voronoi network's edge length per area grows as the square root of its cell density: gain 2
+    Knob("network_cells", "density_per_um2", "mul", 2.0, (1, 60)),
     Knob("chains", "density_per_um2", "mul", 1.0, (0, 40)),
+    # the compact hard negatives hold their share of the particles too (at x200k, without rosettes,
+    # dense clusters and arcs the calibrated renders hold 715 instead of 991 particles per um^2)
+    Knob("rosettes_per_um2", "density_per_um2", "mul", 1.0, (0.0, 400.0)),
+    Knob("dense_clusters", "density_per_um2", "mul", 1.0, (0, 40)),
+    Knob("arcs", "density_per_um2", "mul", 1.0, (0, 40)),
     Knob("line_width_jitter", "chain_width_nm", "mul", 2.0, (0.0, 4.0)),
     # touching particles per cluster, by how much larger a merged component is than one particle
     # (equivalent diameter ~ sqrt(particles): gain 2)
