@@ -90,3 +90,15 @@ def test_mask_to_shapes_round_trips_nested_rings_and_specks():
     shapes = labelme.mask_to_shapes(mask)
     assert {s["label"] for s in shapes} == {"ring", "_background_"}
     assert np.array_equal(labelme.rasterize({"shapes": shapes}, mask.shape), mask)
+
+
+def test_paint_over_paints_an_annulus_into_a_mask_and_keeps_what_its_shapes_do_not_cover():
+    def square(c, r):
+        return np.array([[c - r, c - r], [c + r, c - r], [c + r, c + r], [c - r, c + r]], float)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[0, 0] = 1  # painted before: outside the shapes, it stays
+    assert labelme.paint_over(mask, labelme.ring_shapes(square(20, 15), square(20, 10)))
+    assert labelme.paint_over(mask, labelme.ring_shapes(square(20, 6), square(20, 3)))  # a ring in its hole
+    assert mask[0, 0] == 1 and mask[20, 7] == 1 and mask[20, 12] == 0 and mask[20, 15] == 1 and mask[20, 20] == 0
+    assert np.array_equal(mask, mask.T)  # the squares are symmetric: so is the painting
+    assert not labelme.paint_over(mask, labelme.ring_shapes(square(100, 5), square(100, 2)))  # off the mask

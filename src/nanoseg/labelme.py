@@ -167,6 +167,18 @@ def paint_in_box(shapes: list[dict], shape_hw: tuple[int, int], label_map: dict[
     return (int(y0), int(x0)), np.asarray(img)
 
 
+def paint_over(mask: np.ndarray, shapes: list[dict], label_map: dict[str, int] | None = None) -> bool:
+    """Paint polygon shapes over a class mask in place, in order, as labelme paints them (pixels
+    no shape covers keep their class); False when the shapes lie outside the mask."""
+    painted = paint_in_box(shapes, mask.shape, label_map)
+    if painted is None:
+        return False
+    (y0, x0), drawn = painted
+    box = mask[y0:y0 + drawn.shape[0], x0:x0 + drawn.shape[1]]
+    box[drawn != UNTOUCHED] = drawn[drawn != UNTOUCHED]
+    return True
+
+
 def load(path: str | Path) -> dict:
     """A labelme document, checked: ``shapes`` a list of shapes whose ``points`` are finite
     ``[x, y]`` pairs, ``imageHeight``/``imageWidth`` positive integers when given. Anything

@@ -48,7 +48,7 @@ band_fill >= 0.38          the ring is a dense band of touching particles that f
 Everything is measured at ``WORK_NM_PER_PX`` (the image is resampled when its pixel size is
 known; an image of unknown pixel size is taken to be at that scale), and rows are returned in
 the image's own pixels with the same fields as ``measure.measure_structures``. The class mask
-paints each ring as the references are labelled (``paint_annulus``, in the image's own pixels):
+paints each ring as the references are labelled (``labelme.ring_shapes``, in the image's own pixels):
 the band from the inner to the outer edge of its chain in every direction the loop was found in,
 straight across its gaps, so a ring is one connected band of the mask (its chain pixels alone
 fall into pieces wherever the chain has a gap). How well it does
@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from .. import imaging
+from .. import imaging, labelme
 from ..errors import NanosegError
 from .measure import PX_LENGTH_FIELDS, fit_circle
 from .rings import particle_map
@@ -269,15 +269,6 @@ def _polygon_area(xy: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def paint_annulus(mask: np.ndarray, inner_xy: np.ndarray, outer_xy: np.ndarray, value: int = 1) -> None:
-    """Paint the band between two outlines ((N, 2) x, y in px of ``mask``) with ``value``, in place.
-    Rings painted largest first keep a ring nested in another's hole (labelme's order)."""
-    ring = np.zeros(mask.shape, np.uint8)
-    cv2.fillPoly(ring, [np.rint(outer_xy * 16).astype(np.int32)], 1, shift=4)
-    cv2.fillPoly(ring, [np.rint(inner_xy * 16).astype(np.int32)], 0, shift=4)
-    mask[ring.astype(bool)] = value
-
-
 def judge_loop(row: dict, rules: LoopRules, nm_per_px: float) -> str | None:
     """The first rule a loop breaks (None: it is a ring); sizes in nm at ``nm_per_px``. A row
     without ``in_frame`` (as ``find_loops`` returns them: those cut by the frame are dropped) is
@@ -367,9 +358,9 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: Loop
                 if why not in (None, "in_frame") and row["coverage"] >= 0.5]  # loop-like enough to review
     rejected = _distinct(rejected, besides=kept)
     mask = np.zeros(image.shape[:2], np.uint8)
-    for row in sorted(kept, key=lambda r: -r["mean_radius_px"]):
+    for row in sorted(kept, key=lambda r: -r["mean_radius_px"]):  # labelme's order: a nested ring stays
         inner_xy, outer_xy = row["_outline"]
-        paint_annulus(mask, inner_xy / zoom, outer_xy / zoom)
+        labelme.paint_over(mask, labelme.ring_shapes(outer_xy / zoom, inner_xy / zoom))
     for row in kept + rejected:
         del row["_outline"], row["in_frame"]
         for k in PX_LENGTH_FIELDS:
