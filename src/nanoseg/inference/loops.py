@@ -262,10 +262,12 @@ def measure_loop(chains: np.ndarray, particles: np.ndarray, x: float, y: float, 
     # the ring as a labeller draws it: from the inner to the outer edge of the chain in every
     # direction the loop was found in, straight across its gaps (vertices in ray order: the
     # rays start inside the loop, so each outline is a simple polygon)
+    # (a chain that leaves the ring outward is not the ring: no deeper than 1.5 band widths)
     cos, sin = np.cos(THETA[on]), np.sin(THETA[on])
-    half = np.maximum((r_out - r_in)[on] / 2, 1.0)  # at least a pixel either side: one band, not pieces
-    inner_xy = np.column_stack([x + cos * (mid[on] - half), y + sin * (mid[on] - half)])
-    outer_xy = np.column_stack([x + cos * (mid[on] + half), y + sin * (mid[on] + half)])
+    edge_in, edge_out = r_in[on], np.minimum(r_out[on], r_in[on] + 1.5 * width)
+    centre, half = (edge_in + edge_out) / 2, np.maximum((edge_out - edge_in) / 2, 1.0)  # one band, not pieces
+    inner_xy = np.column_stack([x + cos * (centre - half), y + sin * (centre - half)])
+    outer_xy = np.column_stack([x + cos * (centre + half), y + sin * (centre + half)])
     h, w = chains.shape
     step = _interior_step(image[win], particles[win], disc, ext) if image is not None else None
     return {"centre_x_px": float(cx), "centre_y_px": float(cy), "mean_radius_px": radius,
