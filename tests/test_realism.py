@@ -215,3 +215,18 @@ def test_calibrate_fits_each_magnification_on_its_own(tmp_path):
     bg = {s: DrawnParams.sample(params.model_copy(update={"scale_nm_per_px": (s, s)}), np.random.default_rng(0),
                                 (96, 96)).background_level for s in (1.0, 2.0)}
     assert bg[1.0] > bg[2.0] + 30
+
+
+def test_calibrate_recovers_smaller_clusters_from_how_much_larger_merged_components_are():
+    """Micrographs whose chains are made of pairs (cluster_size 2) instead of the preset's 2-6
+    touching particles: the merged components are smaller next to the single particles, and the
+    fit shrinks cluster_size towards 2 while the particle diameter stays near the truth."""
+    truth = load_params("realistic", overrides=dict(cluster_size=(2, 2), scale_nm_per_px=(1.0, 1.0)))
+    real = [Micrograph(f"r{i}", synthesize_sample(truth, 7, i, (256, 256))["image"], 1.0, "flag")
+            for i in range(4)]
+    knobs = [k for k in KNOBS if k.param in ("cluster_size", "particle_diameter_nm")]
+    r = calibrate(real, iterations=4, per_real=3, size_px=256, knobs=knobs, progress=False)
+    traced = [t["cluster_size"] for t in r["trace"]]
+    assert traced[0] == 4.0 and traced[-1] < 3.0
+    assert _centre(r["params"].particle_diameter_nm) == pytest.approx(8.5, rel=0.25)
+    assert r["distance_after"] < r["distance_before"]
