@@ -113,6 +113,21 @@ def test_a_compact_ring_under_50_nm_must_be_closed_dense_and_alone():
     assert len(relaxed) == 1  # judged by the ordinary rules once it is not "compact"
 
 
+def test_a_ring_around_a_smaller_ring_is_found_with_it_and_held_to_the_compact_standard():
+    # the paper's Fig. 5d: every ray from the centre first meets the inner ring
+    two = np.maximum(micrograph(2.0, ring=(400.0, 400.0, 110.0)), micrograph(2.0, ring=(400.0, 400.0, 45.0), seed=1))
+    rings, _, mask = find_loops(two, nm_per_px=2.0)
+    assert sorted((round(r["mean_radius_px"] * 2.0 / 5) * 5, r["encloses_loop"]) for r in rings) == [(45, False), (110, True)]
+    assert mask[200, 200 + 55] == 1 and mask[200, 200 + 22] == 1 and mask[200, 200 + 35] == 0  # both bands, the gap
+    # a sparse, wandering outer chain: a ring on its own, not around another (closed in < 90%)
+    sparse = dict(ring=(400.0, 400.0, 110.0), spacing=2.2, wobble_nm=8.0)
+    assert len(find_loops(micrograph(2.0, **sparse), nm_per_px=2.0)[0]) == 1
+    rings, rejected, _ = find_loops(np.maximum(micrograph(2.0, **sparse), micrograph(2.0, ring=(400.0, 400.0, 45.0), seed=1)),
+                                    nm_per_px=2.0)
+    assert [round(r["mean_radius_px"] * 2.0 / 5) * 5 for r in rings] == [45]
+    assert [r["rejected_by"] for r in rejected if r["encloses_loop"]] == ["compact_coverage"]
+
+
 def test_a_sparse_chain_that_wanders_around_its_circle_is_rejected_by_its_thin_band():
     clean = find_loops(micrograph(2.0), nm_per_px=2.0)[0]
     assert len(clean) == 1 and clean[0]["band_fill"] > 0.8

@@ -27,7 +27,7 @@ STRUCTURE_COLUMNS = [
     "nested_in",
     # the loop finder's own measurements (inference.loops; empty for the model's rings), to choose
     # its --loop-rule thresholds by
-    "max_gap", "exterior_density", "interior_step", "band_fill",
+    "max_gap", "exterior_density", "interior_step", "band_fill", "encloses_loop",
 ]
 REJECTED_COLUMNS = STRUCTURE_COLUMNS[:2] + ["rejected_by"] + STRUCTURE_COLUMNS[2:]
 REVIEW_COLUMNS = ["image", "mean_confidence", "n_structures", "file"]
