@@ -129,7 +129,7 @@ def synthetic(folder: Path) -> None:
 def leave_one_out(refs: list[dict]) -> None:
     """Refit coverage, smallest radius and band fill on three micrographs, score the fourth. Where
     several thresholds tie on the three, the middle of that plateau is taken (in grid order)."""
-    grid = list(itertools.product([0.7, 0.75, 0.8, 0.85], [40.0, 50.0, 60.0], [0.3, 0.35, 0.38, 0.4, 0.45]))
+    grid = list(itertools.product([0.7, 0.75, 0.8, 0.85], [30.0, 40.0, 50.0], [0.3, 0.35, 0.38, 0.4, 0.45]))
     cands = {(ref["id"], r): loop_candidates(ref["image"], nm_per_px=ref["nm_per_px"],
                                               rules=replace(LoopRules(), min_radius_nm=r))
              for ref in refs for r in {t[1] for t in grid}}
