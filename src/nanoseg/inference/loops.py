@@ -351,8 +351,8 @@ def _same_loop(a: dict, b: dict) -> bool:
 def loop_candidates(image: np.ndarray, *, nm_per_px: float | None = None,
                     rules: LoopRules = LoopRules()) -> dict:
     """Every loop of chain around a locally largest empty disc of the micrograph, measured but not
-    judged: ``{"rows", "zoom", "shape"}`` (rows in px of the image resampled by ``zoom`` to
-    ``WORK_NM_PER_PX``, of that ``shape``). Only the rules' radius range shapes the candidates, so
+    judged: ``{"rows", "zoom"}`` (rows in px of the image resampled by ``zoom`` to
+    ``WORK_NM_PER_PX``). Only the rules' radius range shapes the candidates, so
     ``find_loops`` can judge one set of candidates by many rules (``benchmarks/ring_finder_baseline.py``).
 
     Parameters
@@ -377,7 +377,7 @@ def loop_candidates(image: np.ndarray, *, nm_per_px: float | None = None,
         if row is not None:
             outer = measure_loop(chains, particles, x, y, r0, work, around=row)
             rows += [row] if outer is None else [row, outer]
-    return {"rows": rows, "zoom": zoom, "shape": work.shape}
+    return {"rows": rows, "zoom": zoom}
 
 
 def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: LoopRules = LoopRules(),
