@@ -255,7 +255,7 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
         _correct(state, knobs, real_stats, synth_sets, weights, integer=integer, step=DAMPING / (1 + it / 2))
     # before and after on other seeds: the reported gain is not the fit's own noise
     n_val = validation_per_real or 2 * per_real
-    start_vals = values | ({"scale_nm_per_px": values["scale_nm_per_px"]} if use_nm else {})
+    start_vals = dict(values)  # the start as fitted from: its ranges, at the micrographs' pixel sizes
     _, _, before = evaluate(start_vals, seed + 1000, n_val)
     bar.update()
     best_params, _, after = evaluate(best[1], seed + 1000, n_val)
