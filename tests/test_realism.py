@@ -45,6 +45,19 @@ def test_disc_particles_are_counted_sized_and_clustered_as_drawn():
     assert s["particle_contrast"] == pytest.approx(150, rel=0.1)
 
 
+def test_a_big_bright_particle_and_the_specks_on_it_are_not_counted_as_particles():
+    # a big particle (60 nm, wider than the top-hat's 40 nm disk) with a lumpy surface beside eight
+    # 5 nm particles: counted, it held 60-100 "particles" (its area, or its specks, over a single's)
+    img = _discs(singles=8, pairs=0).astype(np.float32)
+    yy, xx = np.mgrid[0:400, 0:400]
+    big = (xx - 280) ** 2 + (yy - 300) ** 2 < 60**2           # 120 px = 60 nm across at 0.5 nm/px
+    lumps = cv2.GaussianBlur(np.random.default_rng(0).normal(0, 1, img.shape).astype(np.float32), (0, 0), 2.0)
+    img[big] = 170 + (25 / lumps.std()) * lumps[big]
+    st = measure_image(np.clip(img, 0, 255).astype(np.uint8), scale_nm_per_px=0.5)
+    assert st.n_particles == pytest.approx(8, abs=1)
+    assert st.summary()["single_particle_diameter_nm"] == pytest.approx(10 * 0.5, rel=0.25)
+
+
 def test_without_a_pixel_size_lengths_are_in_px():
     st = measure_image(_discs(), None)
     assert st.units == "px" and st.scale_nm_per_px is None
