@@ -94,6 +94,7 @@ class DrawnParams:
     region_contrast: float
     particle_facets: float
     contamination_loss: float
+    grain_fine_ratio: float
     # --- context: the frame and the ranges that are used as ranges
     shape_hw: tuple[int, int] = (REFERENCE_CROP_PX, REFERENCE_CROP_PX)
     cluster_size_range: tuple[int, int] = (2, 6)

@@ -113,6 +113,10 @@ class SynthParams(BaseModel):
                                       "carbonaceous film the beam deposits, in a frame at 1 nm/px; the film grows "
                                       "with the hydrocarbon supply per area, which diffuses in across the frame's "
                                       "edge, so the loss compounds as 1 / scale_nm_per_px: dim particles at x200k")
+    grain_fine_ratio: Range = Field((1.0, 1.0), description="amplitude of the grain's fine octaves (5 and 10 nm) "
+                                    "over its coarse ones (20 and 40 nm): the slope of the support's spectrum, "
+                                    "which differs between carbon supports (nanoseg calibrate fits it by the "
+                                    "4-32 nm power; the x200k reference's is 2-3 times the preset's)")
     # not drawn: per-magnification values (``nanoseg calibrate`` on micrographs at several pixel sizes)
     by_scale: dict[float, dict[str, Any]] = Field(
         default_factory=dict, description="values that replace the ones above for the images at a pixel size: "

@@ -22,6 +22,7 @@ MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
 INSTRUMENT_FRAME_PX = (960, 1280)  # a full SEM frame (Hitachi SU8000 images of the source dataset)
 EXACT_SHOT_NOISE_BELOW = 4.0
 GRAIN_OCTAVES_NM = (5.0, 10.0, 20.0, 40.0)  # feature spacings of the support's grain
+FINE_GRAIN_NM = 15.0  # the grain's octaves below this are its fine ones (grain_fine_ratio)
 FACET_NM = 2.5        # crystallite size within a Pd particle  # expected counts under which the fast sampler defers to exact sampling
 
 
@@ -99,7 +100,8 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     """Multiplicative brightness of the support, physical in nm so it looks alike at every magnification.
 
     ``texture_strength`` x (0.7 features of ~350 nm + 0.3 of ~70 nm), ``grain_strength`` x the
-    carbon's grain (octaves of 5-40 nm, ``GRAIN_OCTAVES_NM``), and ``region_contrast`` x regions of ~600 nm with soft borders
+    carbon's grain (octaves of 5-40 nm, ``GRAIN_OCTAVES_NM``; those under ``FINE_GRAIN_NM`` times
+    ``grain_fine_ratio``: the spectrum's slope), and ``region_contrast`` x regions of ~600 nm with soft borders
     (a tanh of a smooth field: plateaus of different brightness, as neighbouring patches of the
     support differ in real micrographs). Returns 1 + their sum.
     """
@@ -110,9 +112,10 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     if d.grain_strength > 0:
         # the carbon's grain: octaves of GRAIN_OCTAVES_NM with equal amplitude (unit variance in all), a
         # rough surface whose power falls off like the references' between 4 and 64 nm
-        k = np.float32(d.grain_strength / math.sqrt(len(GRAIN_OCTAVES_NM)))
+        k = d.grain_strength / math.sqrt(len(GRAIN_OCTAVES_NM))
         for feature_nm in GRAIN_OCTAVES_NM:
-            tex += _scaled(smooth_field(shape, max(2.0, feature_nm / s), rng), k)
+            tex += _scaled(smooth_field(shape, max(2.0, feature_nm / s), rng),
+                           k * (d.grain_fine_ratio if feature_nm < FINE_GRAIN_NM else 1.0))
     if d.region_contrast > 0:
         regions = smooth_field(shape, 600 / s, rng)
         regions *= 3
