@@ -1,6 +1,7 @@
 """Structure first or model first: which finds the labelled rings of the four references?
 
-    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--leave-one-out] [--synthetic DIR] [--perturb]
+    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--particle-model CKPT] [--leave-one-out]
+                                              [--synthetic DIR] [--perturb]
 
 Each labelled reference micrograph (``references/boiko2020``, imported at its own pixel size,
 data bar cut) goes through the structure-first finder (``inference.loops.find_loops``: round,
@@ -15,7 +16,9 @@ reasons), so the pooled score is an optimistic estimate; ``--leave-one-out`` als
 thresholds that matter most (coverage, smallest radius, band fill) on three micrographs and scores
 the fourth. ``--perturb`` asks how stable the loop finder's answer is: the same references with
 what differs from one session at the microscope to the next (detector noise, focus, display gamma,
-a pixel size stated 10% off) and what it then finds.
+a pixel size stated 10% off) and what it then finds. ``--particle-model`` runs every part of the
+loop finder's scoring twice, side by side: on the top-hat particle map and on that model's
+(``inference.particles.ModelParticles``, e.g. from ``benchmarks/particle_model.py``).
 """
 
 from __future__ import annotations
@@ -89,28 +92,39 @@ def model_rings(model_path: str, ref: dict):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", nargs="*", default=[], help="checkpoints to score the same way")
+    ap.add_argument("--particle-model", help="also run the loop finder on this model's particle map")
     ap.add_argument("--leave-one-out", action="store_true")
     ap.add_argument("--synthetic", type=Path, help="also score the loop finder on this `nanoseg synth` folder")
     ap.add_argument("--perturb", action="store_true", help="also score the loop finder on perturbed references")
     args = ap.parse_args()
+    finders = [("top-hat", None)]
+    if args.particle_model:
+        from nanoseg.inference.particles import ModelParticles
+
+        cnn = ModelParticles(args.particle_model)
+        finders.append((f"CNN p>={cnn.threshold:g}", cnn))
     if args.synthetic:
-        synthetic(args.synthetic)
+        for label, finder in finders:
+            synthetic(args.synthetic, label, finder)
     with tempfile.TemporaryDirectory() as tmp:
         refs = references(Path(tmp))
     print("per micrograph: tp/fp/fn")
-    for ref in refs:
-        rings, _, mask = find_loops(ref["image"], nm_per_px=ref["nm_per_px"])
-        ref["loops"] = scores(ref, rings, mask)
-    show("structure first (loops)", refs, [ref["loops"] for ref in refs])
+    for label, finder in finders:
+        per = []
+        for ref in refs:
+            rings, _, mask = find_loops(ref["image"], nm_per_px=ref["nm_per_px"], particle_finder=finder)
+            per.append(scores(ref, rings, mask))
+        show(f"structure first (loops), {label}", refs, per)
     for m in args.model:
         show(f"model {Path(m).name}", refs, [scores(ref, *model_rings(m, ref)) for ref in refs])
-    if args.leave_one_out:
-        leave_one_out(refs)
-    if args.perturb:
-        perturbed(refs)
+    for label, finder in finders:
+        if args.leave_one_out:
+            leave_one_out(refs, label, finder)
+        if args.perturb:
+            perturbed(refs, label, finder)
 
 
-def synthetic(folder: Path) -> None:
+def synthetic(folder: Path, label: str = "top-hat", finder=None) -> None:
     """The loop finder on a synthetic folder, against the rings the generator drew (no rule was chosen on it)."""
     from nanoseg.evaluation.structures import rings_from_meta
     from nanoseg.synthesis.meta import read_meta
@@ -120,18 +134,18 @@ def synthetic(folder: Path) -> None:
     for row in io.read_csv(folder / "manifest.csv"):
         truth = rings_from_meta(metas[row["id"]], folder / "labelme" / f"{row['id']}.json")
         rings, _, _ = find_loops(io.read_gray(folder / "images" / f"{row['id']}.png"),
-                                 nm_per_px=float(row["scale_nm_per_px"]))
+                                 nm_per_px=float(row["scale_nm_per_px"]), particle_finder=finder)
         per.append(image_scores(rings, truth))
     tp, fp, fn, p, r, f1 = pooled(per)
-    print(f"synthetic {folder.name} ({len(per)} images): tp {tp} fp {fp} fn {fn}  P {p:.2f} R {r:.2f} F1 {f1:.2f}")
+    print(f"synthetic {folder.name} ({len(per)} images), {label}: tp {tp} fp {fp} fn {fn}  P {p:.2f} R {r:.2f} F1 {f1:.2f}")
 
 
-def leave_one_out(refs: list[dict]) -> None:
+def leave_one_out(refs: list[dict], label: str = "top-hat", finder=None) -> None:
     """Refit coverage, smallest radius and band fill on three micrographs, score the fourth. Where
     several thresholds tie on the three, the middle of that plateau is taken (in grid order)."""
     grid = list(itertools.product([0.7, 0.75, 0.8, 0.85], [30.0, 40.0, 50.0], [0.3, 0.35, 0.38, 0.4, 0.45]))
     cands = {(ref["id"], r): loop_candidates(ref["image"], nm_per_px=ref["nm_per_px"],
-                                              rules=replace(LoopRules(), min_radius_nm=r))
+                                              rules=replace(LoopRules(), min_radius_nm=r), particle_finder=finder)
              for ref in refs for r in {t[1] for t in grid}}
 
     def judged(ref, th):
@@ -149,7 +163,7 @@ def leave_one_out(refs: list[dict]) -> None:
         per.append(judged(held, th))
         print(f"  held out {held['id'][:10]}: coverage >= {th[0]}, radius >= {th[1]:.0f} nm, band fill >= {th[2]}"
               f" ({len(tied)} of {len(grid)} tied on the other three)")
-    show("structure first, leave-one-out", refs, per)
+    show(f"leave-one-out, {label}", refs, per)
 
 def _noise(sigma: float, seed: int):
     def f(image):
@@ -177,7 +191,7 @@ PERTURBATIONS = (
 )
 
 
-def perturbed(refs: list[dict]) -> None:
+def perturbed(refs: list[dict], label: str = "top-hat", finder=None) -> None:
     """The loop finder with its default rules on the references as a different session might
     record them: noise added (grey levels of the 8-bit image, before any resampling), a softer
     focus, another display gamma, a pixel size stated 10% off. The truth stays the labels."""
@@ -186,12 +200,12 @@ def perturbed(refs: list[dict]) -> None:
         per = []
         for ref in refs:
             image = change(ref["image"])
-            rings, _, mask = find_loops(image, nm_per_px=ref["nm_per_px"] * factor)
+            rings, _, mask = find_loops(image, nm_per_px=ref["nm_per_px"] * factor, particle_finder=finder)
             per.append(scores(ref, rings, mask))
-        show(name, refs, per)
+        show(f"{name}, {label}", refs, per)
         total = [t + v for t, v in zip(total, pooled(per)[:3])]
     tp, fp, fn = total
-    print(f"all perturbations pooled: tp {tp} fp {fp} fn {fn}  F1 {2 * tp / (2 * tp + fp + fn):.2f}  "
+    print(f"all perturbations pooled, {label}: tp {tp} fp {fp} fn {fn}  F1 {2 * tp / (2 * tp + fp + fn):.2f}  "
           f"false/micrograph {fp / (len(refs) * len(PERTURBATIONS)):.2f}")
 
 

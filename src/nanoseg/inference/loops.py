@@ -143,7 +143,8 @@ def loop_rules(overrides: dict, *, option: str = "--loop-rule") -> LoopRules:
     return rules
 
 
-def chain_map(image: np.ndarray, nm_per_px: float = WORK_NM_PER_PX) -> tuple[np.ndarray, np.ndarray]:
+def chain_map(image: np.ndarray, nm_per_px: float = WORK_NM_PER_PX, *,
+              particles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(chains, particles): boolean maps of particle chains (bridged, specks removed) and of particles.
 
     Parameters
@@ -152,8 +153,15 @@ def chain_map(image: np.ndarray, nm_per_px: float = WORK_NM_PER_PX) -> tuple[np.
         Micrograph without data bar.
     nm_per_px : float
         Its pixel size (nm/px); the bridge and speck sizes are physical.
+    particles : (H, W) bool, optional
+        The particle map to build the chains from (e.g. a model's, ``inference.particles``);
+        default: the white top-hat detector (``rings.particle_map``).
     """
-    particles = particle_map(image, nm_per_px)
+    if particles is None:
+        particles = particle_map(image, nm_per_px)
+    elif particles.shape != image.shape[:2]:
+        raise NanosegError(f"particle map of {particles.shape} px for an image of {image.shape[:2]} px")
+    particles = particles.astype(bool)
     r = max(1, int(round(BRIDGE_NM / 2 / nm_per_px)))
     closed = cv2.morphologyEx(particles.astype(np.uint8), cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
@@ -349,7 +357,7 @@ def _same_loop(a: dict, b: dict) -> bool:
 
 
 def loop_candidates(image: np.ndarray, *, nm_per_px: float | None = None,
-                    rules: LoopRules = LoopRules()) -> dict:
+                    rules: LoopRules = LoopRules(), particle_finder=None) -> dict:
     """Every loop of chain around a locally largest empty disc of the micrograph, measured but not
     judged: ``{"rows", "zoom"}`` (rows in px of the image resampled by ``zoom`` to
     ``WORK_NM_PER_PX``). Only the rules' radius range shapes the candidates, so
@@ -363,13 +371,17 @@ def loop_candidates(image: np.ndarray, *, nm_per_px: float | None = None,
         Its pixel size (nm/px, at most ``MAX_NM_PER_PX``); unknown, it is taken to be ``WORK_NM_PER_PX``.
     rules : LoopRules
         Thresholds; ``min_radius_nm`` and ``max_radius_nm`` bound the empty discs looked at.
+    particle_finder : callable, optional
+        ``(H', W') uint8 -> (H', W') bool``: the particle map of the micrograph resampled to
+        ``WORK_NM_PER_PX`` (e.g. ``inference.particles.ModelParticles``); default: the white top-hat.
     """
     if nm_per_px is not None and nm_per_px > MAX_NM_PER_PX:
         raise NanosegError(f"pixel size {nm_per_px:g} nm/px: particles of ~10 nm are under 2 px; the loop finder "
                            f"needs at most {MAX_NM_PER_PX:g} nm/px")
     zoom = (nm_per_px or WORK_NM_PER_PX) / WORK_NM_PER_PX
     work = imaging.zoom(image, zoom) if abs(zoom - 1) > 1e-6 else image
-    chains, particles = chain_map(work, WORK_NM_PER_PX)
+    chains, particles = chain_map(work, WORK_NM_PER_PX,
+                                  particles=None if particle_finder is None else particle_finder(work))
     r_min = 0.6 * rules.min_radius_nm / WORK_NM_PER_PX
     rows = []
     for x, y, r0 in empty_centres(chains, max(4.0, r_min), rules.max_radius_nm / WORK_NM_PER_PX):
@@ -381,7 +393,7 @@ def loop_candidates(image: np.ndarray, *, nm_per_px: float | None = None,
 
 
 def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: LoopRules = LoopRules(),
-               candidates: dict | None = None) -> tuple[list[dict], list[dict], np.ndarray]:
+               candidates: dict | None = None, particle_finder=None) -> tuple[list[dict], list[dict], np.ndarray]:
     """Rings of a micrograph found structure first (no model).
 
     Parameters
@@ -395,6 +407,8 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: Loop
     candidates : dict, optional
         ``loop_candidates`` of this image at this pixel size, with the same radius range: judged
         again instead of measured again.
+    particle_finder : callable, optional
+        The particle map at ``WORK_NM_PER_PX`` in place of the white top-hat (see ``loop_candidates``).
 
     Returns
     -------
@@ -406,7 +420,7 @@ def find_loops(image: np.ndarray, *, nm_per_px: float | None = None, rules: Loop
         its area).
     """
     if candidates is None:
-        candidates = loop_candidates(image, nm_per_px=nm_per_px, rules=rules)
+        candidates = loop_candidates(image, nm_per_px=nm_per_px, rules=rules, particle_finder=particle_finder)
     zoom = candidates["zoom"]
     # judged before they are made distinct: a loop that breaks a rule must not hide a ring
     # around (nearly) the same centre that keeps them all
