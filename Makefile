@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean references-4nm model
+.PHONY: setup demo test test-slow bench clean references-4nm model particle-model
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,3 +44,10 @@ references-4nm: $(STAMP)
 # settings in experiments/default-model/. About 15-25 minutes on a 2-core CPU.
 model: $(STAMP)
 	$(BIN)/python -m nanoseg.pretrained.recipe --run runs/default-model
+
+# The particle model of the chains-by-CNN experiment (benchmarks/particle_model.py, settings in
+# experiments/particle-model/): unet-small taught synthetic particle maps at 1.8-2.2 nm/px, its
+# threshold chosen on synthetic validation images. Then:
+#   python benchmarks/ring_finder_baseline.py --particle-model runs/particle-model/particles.pt --perturb
+particle-model: $(STAMP)
+	$(BIN)/python benchmarks/particle_model.py --run runs/particle-model
