@@ -1,7 +1,7 @@
 """Structure first or model first: which finds the labelled rings of the four references?
 
-    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--particle-model CKPT] [--leave-one-out]
-                                              [--synthetic DIR] [--perturb]
+    python benchmarks/ring_finder_baseline.py [--model CKPT ...] [--particle-model CKPT [--particle-threshold T ...]]
+                                              [--leave-one-out] [--synthetic DIR] [--perturb]
 
 Each labelled reference micrograph (``references/boiko2020``, imported at its own pixel size,
 data bar cut) goes through the structure-first finder (``inference.loops.find_loops``: round,
@@ -18,7 +18,8 @@ the fourth. ``--perturb`` asks how stable the loop finder's answer is: the same 
 what differs from one session at the microscope to the next (detector noise, focus, display gamma,
 a pixel size stated 10% off) and what it then finds. ``--particle-model`` runs every part of the
 loop finder's scoring twice, side by side: on the top-hat particle map and on that model's
-(``inference.particles.ModelParticles``, e.g. from ``benchmarks/particle_model.py``).
+(``inference.particles.ModelParticles``, e.g. from ``benchmarks/particle_model.py``), at the
+threshold its checkpoint records or at each ``--particle-threshold``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", nargs="*", default=[], help="checkpoints to score the same way")
     ap.add_argument("--particle-model", help="also run the loop finder on this model's particle map")
+    ap.add_argument("--particle-threshold", type=float, nargs="*", default=[],
+                    help="the particle model's probability thresholds (default: the one its checkpoint records)")
     ap.add_argument("--leave-one-out", action="store_true")
     ap.add_argument("--synthetic", type=Path, help="also score the loop finder on this `nanoseg synth` folder")
     ap.add_argument("--perturb", action="store_true", help="also score the loop finder on perturbed references")
@@ -101,8 +104,9 @@ def main() -> None:
     if args.particle_model:
         from nanoseg.inference.particles import ModelParticles
 
-        cnn = ModelParticles(args.particle_model)
-        finders.append((f"CNN p>={cnn.threshold:g}", cnn))
+        for t in args.particle_threshold or [None]:
+            cnn = ModelParticles(args.particle_model, threshold=t)
+            finders.append((f"CNN p>={cnn.threshold:g}", cnn))
     if args.synthetic:
         for label, finder in finders:
             synthetic(args.synthetic, label, finder)
