@@ -20,10 +20,10 @@ from .scene import Scene
 SUPPORT_YIELD = 0.3   # carbon; Pd particles have yield 1.0
 MAX_SECANT = 2.0      # caps the edge brightening at grazing slopes
 INSTRUMENT_FRAME_PX = (960, 1280)  # a full SEM frame (Hitachi SU8000 images of the source dataset)
-EXACT_SHOT_NOISE_BELOW = 4.0
+EXACT_SHOT_NOISE_BELOW = 4.0  # expected counts under which the fast sampler defers to exact sampling
 GRAIN_OCTAVES_NM = (5.0, 10.0, 20.0, 40.0)  # feature spacings of the support's grain
 FINE_GRAIN_NM = 15.0  # the grain's octaves below this are its fine ones (grain_fine_ratio)
-FACET_NM = 2.5        # crystallite size within a Pd particle  # expected counts under which the fast sampler defers to exact sampling
+FACET_NM = 2.5        # crystallite size within a Pd particle
 
 
 def shot_noise_counts(mean_counts: np.ndarray, rng: np.random.Generator, exact: bool = False) -> np.ndarray:
@@ -110,8 +110,9 @@ def support_texture(shape, d: DrawnParams, rng: np.random.Generator) -> np.ndarr
     tex *= np.float32(0.7 * d.texture_strength)
     tex += _scaled(smooth_field(shape, 70 / s, rng), 0.3 * d.texture_strength)
     if d.grain_strength > 0:
-        # the carbon's grain: octaves of GRAIN_OCTAVES_NM with equal amplitude (unit variance in all), a
-        # rough surface whose power falls off like the references' between 4 and 64 nm
+        # the carbon's grain: octaves of GRAIN_OCTAVES_NM with equal amplitude (unit variance in all; the
+        # fine ones times grain_fine_ratio), a rough surface whose power falls off like the references'
+        # between 4 and 64 nm
         k = d.grain_strength / math.sqrt(len(GRAIN_OCTAVES_NM))
         for feature_nm in GRAIN_OCTAVES_NM:
             tex += _scaled(smooth_field(shape, max(2.0, feature_nm / s), rng),
