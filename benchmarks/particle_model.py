@@ -57,25 +57,19 @@ def build(run: Path, name: str, n: int, seed: int) -> Path:
     return out
 
 
-def particle_probs(predictor, image: np.ndarray) -> np.ndarray:
-    """The particle class's probability (H, W) of one image at its own pixels."""
-    return predictor.probs(image)[1]
-
-
 def choose_threshold(model_path: Path, val: Path) -> dict:
     """Pixel precision, recall and F1 of the particle class at every threshold, over the validation images."""
-    from nanoseg.inference.engine import Predictor
+    from nanoseg.inference.particles import ModelParticles
     from nanoseg.inference.rings import particle_map
 
-    model, _ = load_model(model_path)
-    predictor = Predictor(model)
+    cnn = ModelParticles(model_path)
     tp = np.zeros(len(THRESHOLDS))
     fp = np.zeros(len(THRESHOLDS))
     fn = np.zeros(len(THRESHOLDS))
     hat = np.zeros(3)  # the white top-hat's tp, fp, fn on the same images, for comparison
     for row in io.read_csv(val / "manifest.csv"):
         image = io.read_gray(val / "images" / f"{row['id']}.png")
-        p = particle_probs(predictor, image)
+        p = cnn.probs(image)
         truth = io.read_mask(val / "masks" / f"{row['id']}.png") == 1
         top = particle_map(image, float(row["scale_nm_per_px"]))
         hat += [(top & truth).sum(), (top & ~truth).sum(), (~top & truth).sum()]

@@ -35,12 +35,10 @@ def paint_particles(meta: dict, shape_hw: tuple[int, int]) -> np.ndarray:
         Image height and width (px).
     """
     mask = np.zeros(shape_hw, np.uint8)
-    table = meta.get("particles") or {}
-    rows = table.get("rows", []) if isinstance(table, dict) else table
-    columns = table.get("columns", ["x", "y", "r"]) if isinstance(table, dict) else ["x", "y", "r"]
-    ix, iy, ir = (columns.index(c) for c in ("x", "y", "r"))
+    table = meta.get("particles") or {"columns": ["x", "y", "r"], "rows": []}  # as generate writes it
+    ix, iy, ir = (table["columns"].index(c) for c in ("x", "y", "r"))
     scale = 1 << SUBPIXEL_BITS
-    for row in rows:
+    for row in table["rows"]:
         x, y, r = float(row[ix]), float(row[iy]), float(row[ir])
         cv2.circle(mask, (int(round(x * scale)), int(round(y * scale))), max(1, int(round(r * scale))), 1,
                    thickness=-1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
