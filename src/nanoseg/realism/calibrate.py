@@ -243,13 +243,12 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
         return params, synth, compare_matched(real_stats, synth, names=names)
 
     bar = tqdm(total=iterations + 3, desc="calibrate", unit="step", disable=not progress)
-    history, trace, best = [], [], None
+    history, trace = [], []
     for it in range(iterations + 1):
         vals = _rendered(values, state, integer)
-        params, synth, result = evaluate(vals, seed + FIT_SEED_OFFSET + it, per_real)
+        _, synth, result = evaluate(vals, seed + FIT_SEED_OFFSET + it, per_real)
         history.append(result["overall_distance"])
         trace.append({k: round((lo + hi) / 2, 4) for k, (lo, hi) in state.items()})
-        best = (result["overall_distance"], vals, it)  # the last iterate is the fit
         bar.set_postfix(distance=f"{result['overall_distance']:.3f}")
         bar.update()
         if it == iterations:
@@ -262,16 +261,16 @@ def calibrate(real: list[Micrograph], *, preset: str = "realistic", config: str 
     start_vals = dict(values)  # the start as fitted from: its ranges, at the micrographs' pixel sizes
     _, _, before = evaluate(start_vals, seed + 1000, n_val)
     bar.update()
-    best_params, _, after = evaluate(best[1], seed + 1000, n_val)
+    fitted, _, after = evaluate(vals, seed + 1000, n_val)  # vals: the last iterate, the fit
     bar.update()
     bar.close()
     kept_start = not after["overall_distance"] < before["overall_distance"]
     if kept_start:  # the fit did not beat the starting parameters on other seeds: keep those
-        best_params, after = SynthParams(**start_vals), before
+        fitted, after = SynthParams(**start_vals), before
     base = load_params(preset).model_dump()
-    overrides = {k: v for k, v in best_params.model_dump().items() if v != base[k]}
-    return {"params": best_params, "overrides": overrides, "distance_before": before["overall_distance"],
-            "distance_after": after["overall_distance"], "history": history, "trace": trace, "best_iteration": best[2], "kept_start": kept_start,
+    overrides = {k: v for k, v in fitted.model_dump().items() if v != base[k]}
+    return {"params": fitted, "overrides": overrides, "distance_before": before["overall_distance"],
+            "distance_after": after["overall_distance"], "history": history, "trace": trace, "best_iteration": iterations, "kept_start": kept_start,
             "comparison": after, "before": before, "units": "nm" if use_nm else "px", "preset": preset}
 
 
