@@ -227,7 +227,7 @@ def _read_labelled(img_path: Path, *, label_map: dict, line_width_px: int, crop_
     else:
         mask = _mask_from_png(ann_path, img.shape)
     bar = imaging.data_bar_rows(img, crop_bottom)
-    nm, nm_source = resolve_scale(img_path, scale_nm_per_px)
+    nm, nm_source = resolve_scale(img_path, scale_nm_per_px, img)
     factor = nm / resample_nm_per_px if resample_nm_per_px and nm else 1.0
     img = imaging.zoom(img[:-bar] if bar else img, factor)
     if kind == "labelme":

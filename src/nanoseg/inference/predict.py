@@ -202,11 +202,11 @@ def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_sca
         image = io.read_gray(path)
     except NanosegError as exc:
         raise _Skipped(io.printable(path), io.printable(str(exc).split(": ", 1)[-1])) from None
+    nm, source = resolve_scale(path, scale_nm_per_px, image)  # the data bar may state it
     try:
         image, bar = _without_data_bar(image, crop_bottom)
     except NanosegError as exc:
         raise _Skipped(str(path), str(exc)) from None
-    nm, source = resolve_scale(path, scale_nm_per_px)
     if nm is None:
         unknown_scale.append(path.name)
     if ring_finder == "loops":  # it resamples to its own working pixel size and maps rows back

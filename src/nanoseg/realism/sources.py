@@ -92,8 +92,7 @@ def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str
         except NanosegError as exc:
             problems.append((str(path), str(exc)))
             continue
-        if bar:
-            img = img[:-bar]
+        full, img = img, img[:-bar] if bar else img
         if min(img.shape) < 32:
             problems.append((str(path), f"{img.shape[1]}x{img.shape[0]} is too small to measure (32 px)"))
             continue
@@ -102,7 +101,7 @@ def load_real(paths, *, scales: list[float] | None = None, scale_table: dict[str
         elif scales:
             scale, src = scales[i] if len(scales) > 1 else scales[0], "flag"
         else:
-            scale, src = read_pixel_size(path)
+            scale, src = read_pixel_size(path, full)
         out.append(Micrograph(path.name, img, scale, src, bar))
     return out, problems
 
