@@ -156,7 +156,7 @@ def synth_command(out, n, seed, preset, size, config, sets, workers, gallery, ov
 @click.option("--labels", type=click.Path(), help="YAML mapping label name -> class index")
 @click.option("--strict", is_flag=True, help="treat every warning as an error")
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              show_default="each file's metadata", help="pixel size of every micrograph (nm/px)")
+              show_default="each file's metadata or data-bar scale bar", help="pixel size of every micrograph (nm/px)")
 @click.option("--resample-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
               show_default="none: pixel size kept",
               help="resample micrographs of known pixel size to this one (nm/px) before tiling")
@@ -345,7 +345,7 @@ def evaluate_command(pred_dir, gt_dir, model_path, data_dir, num_classes, struct
 @click.option("--input", "inputs", required=True, multiple=True, type=click.Path(), help="files or folders")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              show_default="each file's metadata", help="pixel size; overrides metadata")
+              show_default="each file's metadata or data-bar scale bar", help="pixel size; overrides metadata and the data bar")
 @click.option("--crop-bottom", default="auto", show_default=True,
               help="rows of data bar to cut, 'auto' (find it; 0 when there is none) or 0")
 @click.option("--tile", "tile_px", type=click.IntRange(16, 16384), default=None,
@@ -450,7 +450,7 @@ def _echo_results(s: dict, out, report: bool) -> None:
               help="micrographs matched to masks by file stem (overlays, pixel size from metadata)")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--scale-nm-per-px", type=Finite(0.0, 1e6, lo_open=True), default=None,
-              show_default="each file's metadata", help="pixel size; overrides metadata")
+              show_default="each file's metadata or data-bar scale bar", help="pixel size; overrides metadata and the data bar")
 @click.option("--scales", "scales_csv", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="CSV of pixel sizes per micrograph (file, scale_nm_per_px), matched by file stem")
 @click.option("--crop-bottom", default=None, show_default="none: every row kept",
