@@ -204,11 +204,12 @@ def _label(below: np.ndarray, x0: int, x1: int, glyphs: dict) -> str | None:
 
 
 def _iou(g: np.ndarray, t: np.ndarray) -> float:
-    """Overlap of a cut character and a glyph, both trimmed to their bright rows and left-aligned."""
+    """Overlap (IoU) of a cut character and a glyph, each trimmed to its bright rows and the two
+    placed bottom-left on one canvas (characters stand on the base line)."""
     g, t = _trim(g), _trim(t)
     h, w = max(g.shape[0], t.shape[0]), max(g.shape[1], t.shape[1])
     pg, pt = np.zeros((h, w), bool), np.zeros((h, w), bool)
-    pg[h - g.shape[0]:, :g.shape[1]] = g  # bottom-aligned: characters stand on the base line
+    pg[h - g.shape[0]:, :g.shape[1]] = g
     pt[h - t.shape[0]:, :t.shape[1]] = t
     union = (pg | pt).sum()
     return float((pg & pt).sum() / union) if union else 0.0
