@@ -88,3 +88,19 @@ def test_predict_takes_the_pixel_size_of_a_micrograph_without_metadata_from_its_
     rows = io.read_csv(tmp_path / "out" / "structures.csv")
     assert rows and {r["scale_source"] for r in rows} == {"databar"}
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["images"]["m"]["scale_source"] == "databar"
+
+
+def test_measure_takes_the_pixel_size_of_a_micrograph_without_metadata_from_its_data_bar(tmp_path):
+    from nanoseg.analysis.measure_masks import measure_masks
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "masks").mkdir()
+    shutil.copy(REF / "2-S1-no_area-100k-ordered.png", tmp_path / "img" / "m.png")
+    mask = np.zeros((1024, 1280), np.uint8)
+    cv2.circle(mask, (400, 300), 60, 1, 12)  # one ring, 60 px = 60 nm in radius
+    io.write_png(tmp_path / "masks" / "m.png", mask)
+    summary = measure_masks(tmp_path / "masks", tmp_path / "out", images=tmp_path / "img", crop_bottom="auto",
+                            progress=False)
+    assert summary["images"]["m"]["scale_source"] == "databar"
+    row, = io.read_csv(tmp_path / "out" / "structures.csv")
+    assert float(row["mean_radius_nm"]) == pytest.approx(60 * 500 / 504, rel=0.05)

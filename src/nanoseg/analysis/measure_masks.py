@@ -147,11 +147,11 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
             name = mpath.stem
             ipath = by_stem.get(name)
             try:
-                mask, image, bar = _mask_and_image(mpath, ipath, crop_bottom, ignore_255=ignore_255)
+                mask, image, bar, full = _mask_and_image(mpath, ipath, crop_bottom, ignore_255=ignore_255)
             except NanosegError as exc:
                 problems.append((str(mpath), str(exc).split(": ", 1)[-1]))
                 continue
-            nm, source = _pixel_size(name, ipath, scale_nm_per_px, table, hints, hint_source)
+            nm, source = _pixel_size(name, ipath, full, scale_nm_per_px, table, hints, hint_source)
             rows, per_image[name] = measure_image(
                 mask, name=name, file=str(ipath or mpath), nm_per_px=nm, scale_source=source, crop_bottom=bar,
                 min_area_px=min_area_px, min_coverage=min_coverage, min_radius_px=min_radius_px)
@@ -173,9 +173,10 @@ def measure_masks(masks, out, *, images=None, scale_nm_per_px: float | None = No
 
 
 def _mask_and_image(mpath: Path, ipath: Path | None, crop_bottom, *, ignore_255: bool):
-    """A mask as class indices, its micrograph (or None) cut to the mask's rows, and the data-bar rows."""
+    """A mask as class indices, its micrograph (or None) cut to the mask's rows, the data-bar rows,
+    and the micrograph as read (its data bar may state the pixel size)."""
     mask = mask_to_classes(io.read_mask(mpath), str(mpath), ignore_255=ignore_255)
-    image = io.read_gray(ipath) if ipath is not None else None
+    image = full = io.read_gray(ipath) if ipath is not None else None
     bar = 0
     if crop_bottom == "auto":
         bar = imaging.detect_data_bar(image) if image is not None else 0
@@ -193,17 +194,17 @@ def _mask_and_image(mpath: Path, ipath: Path | None, crop_bottom, *, ignore_255:
         mask = mask[:-bar]
     if mask.shape[0] < imaging.MIN_ROWS_LEFT:
         raise NanosegError(f"{mpath}: --crop-bottom {bar} leaves no mask")
-    return mask, image, bar
+    return mask, image, bar, full
 
 
-def _pixel_size(name: str, ipath: Path | None, scale_nm_per_px: float | None, table: dict, hints: dict,
-                hint_source: str) -> tuple[float | None, str]:
-    """(nm/px or None, where it came from): the flag, then the --scales table, the image's metadata,
-    and last the folder's own records."""
+def _pixel_size(name: str, ipath: Path | None, image: np.ndarray | None, scale_nm_per_px: float | None,
+                table: dict, hints: dict, hint_source: str) -> tuple[float | None, str]:
+    """(nm/px or None, where it came from): the flag, then the --scales table, the image's metadata
+    or data bar (``image``: the micrograph as read), and last the folder's own records."""
     if scale_nm_per_px is None and name in table:
         nm, source = table[name], "scales-table"
     elif ipath is not None:
-        nm, source = resolve_scale(ipath, scale_nm_per_px)
+        nm, source = resolve_scale(ipath, scale_nm_per_px, image)
     else:
         nm, source = (float(scale_nm_per_px), "flag") if scale_nm_per_px is not None else (None, "none")
     if nm is None and name in hints:
