@@ -104,3 +104,17 @@ def test_measure_takes_the_pixel_size_of_a_micrograph_without_metadata_from_its_
     assert summary["images"]["m"]["scale_source"] == "databar"
     row, = io.read_csv(tmp_path / "out" / "structures.csv")
     assert float(row["mean_radius_nm"]) == pytest.approx(60 * 500 / 504, rel=0.05)
+
+
+def test_a_flag_that_disagrees_with_a_scale_bar_is_used_and_noted(tmp_path):
+    from nanoseg.inference.predict import predict
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(REF / "2-S1-no_area-100k-ordered.png", src / "m.png")  # its bar says 0.992 nm/px
+    shutil.copy(REF / "569-S1-A64-200k-ordered.png", src / "n.png")  # 0.496 nm/px
+    summary = predict(None, [src], tmp_path / "out", scale_nm_per_px=0.992, crop_bottom="auto",
+                      ring_finder="loops", progress=False)
+    assert {k: v["nm_per_px"] for k, v in summary["images"].items()} == {"m": 0.992, "n": 0.992}
+    notes = [n for n in summary["notes"] if "scale bar" in n]
+    assert len(notes) == 1 and "1 image(s) (n.png: 0.496 nm/px)" in notes[0], summary["notes"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from ..errors import NanosegError
 from ..analysis.results import REJECTED_COLUMNS, measure_image, write_results
 from ..figures import draw_overlay
 from ..models import load_model, pick_device
-from ..scale import resample_factor, resolve_scale
+from ..scale import resample_factor, resolve_scale, scale_from_data_bar
 from .engine import Predictor
 from .measure import MIN_AREA_PX, MIN_RADIUS_PX
 from .loops import WORK_NM_PER_PX, LoopRules, find_loops
 from .rings import RingRules, rules_dict
 
 RING_FINDERS = ("model", "loops")
+BAR_TOLERANCE = 0.1  # a flag this far from the scale bar of a micrograph gets a note (the finder's rules are in nm)
 
 def probs_at_zoom(predictor: Predictor, image: np.ndarray, zoom: float) -> np.ndarray:
     """Class probabilities (C, H, W) at the image's own pixels, predicted at ``zoom`` times its size.
@@ -106,12 +108,12 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
     trained_scale, loop_rules = spec.get("scale_nm_per_px_range"), loop_rules or LoopRules()
     rules = replace(rules or RingRules(), min_area_px=min_area_px, min_coverage=min_coverage,
                     min_radius_px=min_radius_px)
-    all_rows, all_rejected, per_image, unknown_scale = [], [], {}, []
+    all_rows, all_rejected, per_image, scale_log = [], [], {}, {"unknown": [], "bar_differs": []}
     with io.atomic_dir(out, overwrite=overwrite, inputs=named) as tmp:
         for path in tqdm(files, desc="predict", unit="img", disable=not progress):
             try:
                 seg = _segment(path, predictor, crop_bottom=crop_bottom, scale_nm_per_px=scale_nm_per_px,
-                               trained_scale=trained_scale, ring_finder=ring_finder, unknown_scale=unknown_scale,
+                               trained_scale=trained_scale, ring_finder=ring_finder, scale_log=scale_log,
                                loop_rules=loop_rules)
             except _Skipped as skip:
                 problems.append(skip.entry)
@@ -130,7 +132,7 @@ def predict(model_path: str | Path | None, inputs, out: str | Path, *, scale_nm_
         settings = dict(_finder_settings(ring_finder, model_path, spec, rules, loop_rules),
                         backend=backend, tile_px=tile_px, overlap_px=overlap_px, min_area_px=min_area_px,
                         min_coverage=min_coverage, min_radius_px=min_radius_px,
-                        notes=_scale_notes(unknown_scale, trained_scale, ring_finder))
+                        notes=_scale_notes(scale_log, trained_scale, ring_finder, flag_nm_per_px=scale_nm_per_px))
         title = f"nanoseg predict: {Path(model_path).name if ring_finder == 'model' else 'structure-first rings'}"
         summary = write_results(tmp, rows=all_rows, images=per_image, skipped=problems, report=report,
                                 title=title, settings=settings)
@@ -195,20 +197,25 @@ class _Skipped(Exception):
 
 
 def _segment(path: Path, predictor, *, crop_bottom, scale_nm_per_px, trained_scale, ring_finder: str,
-             unknown_scale: list, loop_rules: LoopRules) -> dict:
+             scale_log: dict, loop_rules: LoopRules) -> dict:
     """One micrograph read, its data bar cut and its ring mask found (``_Skipped`` if it cannot be)."""
     try:
         io.check_name(path.stem, "file name")
         image = io.read_gray(path)
     except NanosegError as exc:
         raise _Skipped(io.printable(path), io.printable(str(exc).split(": ", 1)[-1])) from None
-    nm, source = resolve_scale(path, scale_nm_per_px, image)  # the data bar may state it
+    full = image  # with its data bar, which may state the pixel size
     try:
         image, bar = _without_data_bar(image, crop_bottom)
     except NanosegError as exc:
         raise _Skipped(str(path), str(exc)) from None
+    nm, source = resolve_scale(path, scale_nm_per_px, full)
     if nm is None:
-        unknown_scale.append(path.name)
+        scale_log["unknown"].append(path.name)
+    elif source == "flag":  # the flag wins, but a scale bar that says otherwise is worth a note
+        bar_nm = scale_from_data_bar(full)
+        if bar_nm and abs(math.log(bar_nm / nm)) > math.log(1 + BAR_TOLERANCE):
+            scale_log["bar_differs"].append(f"{path.name}: {bar_nm:.3g}")
     if ring_finder == "loops":  # it resamples to its own working pixel size and maps rows back
         try:
             found = find_loops(image, nm_per_px=nm, rules=loop_rules)
@@ -234,12 +241,24 @@ def _write_image_outputs(tmp: Path, name: str, image: np.ndarray, mask: np.ndarr
         (tmp / "labelme" / f"{name}.json").write_text(json.dumps(doc, indent=1))
 
 
-def _scale_notes(unknown: list[str], trained_scale, ring_finder: str = "model") -> list[str]:
+def _scale_notes(scale_log: dict, trained_scale, ring_finder: str = "model", *,
+                 flag_nm_per_px: float | None = None) -> list[str]:
+    """One note for the micrographs of unknown pixel size, one for those whose scale bar disagrees with the flag."""
+    notes = []
+    differs = scale_log["bar_differs"]
+    if differs:
+        notes.append(f"--scale-nm-per-px {flag_nm_per_px:g} differs by more than {BAR_TOLERANCE:.0%} from the scale "
+                     f"bar of {len(differs)} image(s) ({_first(differs)} nm/px): the flag was used")
+    unknown = scale_log["unknown"]
     if not unknown or (ring_finder == "model" and not trained_scale):
-        return []
-    names = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        return notes
     if ring_finder == "loops":
-        return [f"pixel size unknown for {len(unknown)} image(s) ({names}): taken to be {WORK_NM_PER_PX:g} nm/px, "
-                "the loop finder's rules are in nm; give --scale-nm-per-px"]
-    return [f"pixel size unknown for {len(unknown)} image(s) ({names}): predicted at their own pixel size, but "
-            f"the model was trained at {trained_scale[0]:.2g}-{trained_scale[1]:.2g} nm/px; give --scale-nm-per-px"]
+        return notes + [f"pixel size unknown for {len(unknown)} image(s) ({_first(unknown)}): taken to be "
+                        f"{WORK_NM_PER_PX:g} nm/px, the loop finder's rules are in nm; give --scale-nm-per-px"]
+    return notes + [f"pixel size unknown for {len(unknown)} image(s) ({_first(unknown)}): predicted at their own "
+                    f"pixel size, but the model was trained at {trained_scale[0]:.2g}-{trained_scale[1]:.2g} nm/px; "
+                    "give --scale-nm-per-px"]
+
+
+def _first(items: list[str]) -> str:
+    return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
