@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import imaging
+from ._bar_glyphs import GLYPHS
+from .errors import NanosegError
+from .io import read_gray
+
 UNITS_TO_NM = {"m": 1e9, "mm": 1e6, "um": 1e3, "µm": 1e3, "nm": 1.0, "pm": 1e-3}
 
 
@@ -89,9 +94,6 @@ def read_pixel_size(path: str | Path, image: np.ndarray | None = None) -> tuple[
         if nm:
             return nm, "metadata:hitachi-txt"
     if image is None:
-        from .errors import NanosegError
-        from .io import read_gray
-
         try:
             image = read_gray(path)
         except (NanosegError, OSError, ValueError):  # an unreadable image has no scale bar to read
@@ -131,8 +133,6 @@ def scale_from_data_bar(image: np.ndarray) -> float | None:
     them, and every character must match a known glyph; anything else gives None rather than a
     guess (a wrong pixel size would move every rule in nm).
     """
-    from . import imaging
-
     rows = imaging.detect_data_bar(image)
     if not rows:
         return None
@@ -154,8 +154,6 @@ def scale_from_data_bar(image: np.ndarray) -> float | None:
 
 @functools.lru_cache(maxsize=1)
 def _glyphs() -> dict[str, np.ndarray]:
-    from ._bar_glyphs import GLYPHS
-
     return {ch: np.array([[c == "#" for c in row] for row in rows]) for ch, rows in GLYPHS.items()}
 
 
